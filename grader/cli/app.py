@@ -1,0 +1,308 @@
+"""The `grader` command line.
+
+Exit codes: 0 when a verdict was produced (whatever the student earned), 1 for our own failures
+(system error, broken exercise catalog, no usable sandbox, a validation that did not hold),
+2 for bad usage (unknown exercise, missing file, bad option).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
+
+from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise, load_catalog
+from grader.cli import render
+from grader.events import Event, EventSink, ignore
+from grader.settings import Settings, get_settings
+from sandbox import Sandbox, SandboxUnavailable, get_backend
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Grade LLM-engineering exercises in a sandbox."
+)
+exercise_app = typer.Typer(no_args_is_help=True, help="List, inspect and validate exercises.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="Inspect the sandbox backends of this host.")
+app.add_typer(exercise_app, name="exercise")
+app.add_typer(sandbox_app, name="sandbox")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def handled(fn: F) -> F:
+    """Print our errors as one clear message and exit with their code: never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CliError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(exc.code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass
+class State:
+    settings: Settings
+
+    @functools.cached_property
+    def catalog(self) -> Catalog:
+        try:
+            return load_catalog(self.settings.exercises_dir, self.settings.solutions_dir)
+        except CatalogError as exc:
+            problems = "\n".join(f"  - {p}" for p in exc.problems)
+            raise CliError(f"the exercise catalog is invalid:\n{problems}", 1) from None
+
+    def exercise(self, slug: str) -> Exercise:
+        try:
+            return self.catalog.get(slug)
+        except UnknownExercise as exc:
+            raise CliError(str(exc), 2) from None
+
+    def backend(self, name: str | None) -> Sandbox:
+        try:
+            backend = get_backend(name or self.settings.sandbox)
+            backend.check()
+        except SandboxUnavailable as exc:
+            raise CliError(f"no usable sandbox: {exc}", 1) from None
+        if backend.trusted_code_only:
+            err.print(
+                "[yellow]warning:[/yellow] --sandbox none runs the code unsandboxed: only run your own code"
+            )
+        return backend
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    exercises_dir: Annotated[
+        Path | None, typer.Option(help="Folder of exercise packages [env: GRADER_EXERCISES_DIR]")
+    ] = None,
+    solutions_dir: Annotated[
+        Path | None, typer.Option(help="Folder of solutions [env: GRADER_SOLUTIONS_DIR]")
+    ] = None,
+) -> None:
+    settings = get_settings()
+    if exercises_dir is not None:
+        settings.exercises_dir = exercises_dir
+    if solutions_dir is not None:
+        settings.solutions_dir = solutions_dir
+    ctx.obj = State(settings)
+
+
+SandboxOption = Annotated[
+    str | None, typer.Option("--sandbox", help="auto, bwrap, or none (your own code only)")
+]
+
+
+@app.command()
+@handled
+def grade(
+    ctx: typer.Context,
+    exercise: Annotated[str, typer.Argument(help="Exercise slug, e.g. causal-masking")],
+    file: Annotated[Path, typer.Argument(help="Your solution file")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")] = False,
+    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here")] = None,
+    gradescope: Annotated[Path | None, typer.Option(help="Also write a Gradescope results.json here")] = None,
+    sandbox: SandboxOption = None,
+    seed: Annotated[int, typer.Option(help="Seed for the tests' generated inputs")] = 0,
+) -> None:
+    """Grade FILE against every test of EXERCISE, performance included."""
+    _grade(
+        ctx.obj,
+        exercise,
+        file,
+        as_json=as_json,
+        junit=junit,
+        gradescope=gradescope,
+        sandbox=sandbox,
+        seed=seed,
+        public_only=False,
+    )
+
+
+@app.command()
+@handled
+def test(
+    ctx: typer.Context,
+    exercise: Annotated[str, typer.Argument(help="Exercise slug")],
+    file: Annotated[Path, typer.Argument(help="Your solution file")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")] = False,
+    sandbox: SandboxOption = None,
+) -> None:
+    """Run only the public tests of EXERCISE on FILE: quick feedback, no performance phase."""
+    _grade(
+        ctx.obj,
+        exercise,
+        file,
+        as_json=as_json,
+        junit=None,
+        gradescope=None,
+        sandbox=sandbox,
+        seed=0,
+        public_only=True,
+    )
+
+
+def _grade(
+    state: State,
+    slug: str,
+    file: Path,
+    *,
+    as_json: bool,
+    junit: Path | None,
+    gradescope: Path | None,
+    sandbox: str | None,
+    seed: int,
+    public_only: bool,
+) -> None:
+    from grader.engine import grade as run_grade
+    from grader.exporters import GradescopeExporter, JsonExporter, JunitExporter
+
+    exercise = state.exercise(slug)
+    raw, size = read_submission(file, exercise.spec.source_kb * 1024)
+    backend = state.backend(sandbox)
+    with progress() as events, contextlib.redirect_stdout(sys.stderr):
+        result = run_grade(
+            exercise,
+            raw,
+            backend,
+            public_only=public_only,
+            measure=not public_only,
+            seed=seed,
+            events=events,
+            filename=file.name,
+            size=size,
+        )
+    if junit is not None:
+        JunitExporter().write([result], junit)
+    if gradescope is not None:
+        GradescopeExporter().write([result], gradescope)
+    if as_json:
+        sys.stdout.write(JsonExporter().render([result]))
+    else:
+        render.verdict(out, result)
+    if not result.status.earned:
+        raise typer.Exit(1)
+
+
+def read_submission(path: Path, limit: int) -> tuple[bytes, int]:
+    """The file's bytes (no more than limit + 1 of them) and its real size."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise CliError(f"{path} is not a file", 2)
+        with path.open("rb") as f:
+            return f.read(limit + 1), size
+    except FileNotFoundError:
+        raise CliError(f"no such file: {path}", 2) from None
+    except PermissionError:
+        raise CliError(f"cannot read {path}: permission denied", 2) from None
+
+
+@contextlib.contextmanager
+def progress() -> Iterator[EventSink]:
+    if not err.is_terminal:
+        yield ignore
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("grading", total=None)
+
+        def on_event(event: Event) -> None:
+            total = event.total or None
+            bar.update(task, description=event.message, completed=event.current, total=total)
+
+        yield on_event
+
+
+@exercise_app.command("list")
+@handled
+def list_exercises(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the curriculum as JSON")] = False,
+) -> None:
+    """Tracks and concepts, in curriculum order, with their prerequisites."""
+    cat: Catalog = ctx.obj.catalog
+    if as_json:
+        fields = {"id", "title", "summary", "level", "minutes", "tier", "resources", "prerequisites"}
+        data = [
+            {
+                "track": track.model_dump(),
+                "concepts": [{**e.spec.model_dump(include=fields), "version": e.version} for e in exercises],
+            }
+            for track, exercises in cat.by_track()
+        ]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    render.catalog(out, cat)
+
+
+@exercise_app.command("validate")
+@handled
+def validate(
+    ctx: typer.Context,
+    exercise: Annotated[str | None, typer.Argument(help="Exercise slug (or --all)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Validate every exercise")] = False,
+    sandbox: SandboxOption = None,
+) -> None:
+    """Prove the hidden tests work: the reference passes, the skeleton fails, and every wrong/
+    variant gets exactly its declared verdict."""
+    from grader.validate import validate_exercise
+
+    state: State = ctx.obj
+    if (exercise is None) == (not all_):
+        raise CliError("name one EXERCISE or pass --all", 2)
+    targets = list(state.catalog) if all_ else [state.exercise(exercise or "")]
+    backend = state.backend(sandbox)
+    failures = 0
+    for target in targets:
+        with progress() as events:
+            checks = validate_exercise(
+                target, backend, events=events, on_check=lambda c: render.check(out, c)
+            )
+        failures += sum(not c.ok for c in checks)
+    if failures:
+        raise CliError(f"{failures} validation check(s) did not hold", 1)
+    out.print(f"[green]all {len(targets)} exercise(s) valid[/green]")
+
+
+@sandbox_app.command("check")
+@handled
+def sandbox_check() -> None:
+    """Which sandbox backends work on this host, and how limits are enforced."""
+    from sandbox import cgroups
+
+    for name in ("bwrap", "none"):
+        try:
+            get_backend(name).check()
+            out.print(f"[green]ok[/green]   {name}")
+        except SandboxUnavailable as exc:
+            out.print(f"[red]no[/red]   {name}: {exc}")
+    kind, _ = cgroups.discover()
+    if kind:
+        out.print(f"cgroups: {kind} (memory and pids limits; CPU time and peak memory read from outside)")
+    else:
+        out.print("cgroups: none usable; limits fall back to rlimits, clocks to /proc")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,140 @@
+"""How verdicts, catalogs and validation results look in a terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from grader.catalog import Catalog
+from grader.harness.feedback import describe_performance
+from grader.validate import Check
+from grader.verdict import Outcome, Status, Verdict
+
+STATUS_STYLE = {
+    Status.PASSED: "bold green",
+    Status.TOO_SLOW: "bold yellow",
+    Status.FAILED: "bold red",
+    Status.SYSTEM_ERROR: "bold magenta",
+}
+OUTCOME_STYLE = {
+    Outcome.PASSED: ("PASS", "green"),
+    Outcome.FAILED: ("FAIL", "red"),
+    Outcome.ERROR: ("ERROR", "red"),
+    Outcome.TOO_SLOW: ("SLOW", "yellow"),
+    Outcome.SKIPPED: ("SKIP", "dim"),
+}
+
+
+def verdict(console: Console, result: Verdict) -> None:
+    style = STATUS_STYLE.get(result.status, "bold red")
+    title = Text.assemble((result.status.label, style), "  ", (result.summary, ""))
+    parts: list[object] = []
+    if result.message and result.message != result.summary:
+        parts.append(Text(result.message))
+    if result.tests:
+        parts.append(_tests(result))
+    if result.performance:
+        parts.append(_performance(result))
+    if result.output:
+        shown = result.output[-2000:]
+        note = f" (last 2000 of {result.output_bytes} bytes)" if result.output_bytes > len(shown) else ""
+        parts.append(Panel(Text(shown), title=f"your output{note}", title_align="left", border_style="dim"))
+    t, prov = result.timings, result.provenance
+    phases = (
+        f"sandbox {t.sandbox_start_s:.2f} s, runtime {t.runtime_import_s:.2f} s, "
+        f"tests {t.tests_s:.2f} s, performance {t.performance_s:.2f} s"
+    )
+    footer = f"{result.score:g}/{result.max_score:g} points · {t.total_s:.1f} s ({phases})"
+    parts.append(Text(f"{footer} · {prov.sandbox} · version {prov.exercise_version}", style="dim"))
+    console.print(Panel(Group(*parts), title=title, title_align="left", border_style=style.split()[-1]))  # type: ignore[arg-type]
+
+
+def _tests(result: Verdict) -> Table:
+    table = Table(show_header=True, header_style="bold", expand=True, box=None)
+    table.add_column("", width=5)
+    table.add_column("test", ratio=2, overflow="fold")
+    table.add_column("", width=6)
+    table.add_column("what to fix", ratio=5, overflow="fold")
+    for test in result.tests:
+        label, style = OUTCOME_STYLE[test.outcome]
+        text = Text(test.message)
+        if test.hint:
+            text.append(f"\nhint: {test.hint}", style="cyan")
+        table.add_row(Text(label, style=style), Text(test.name), Text(test.visibility, style="dim"), text)
+    return table
+
+
+def _performance(result: Verdict) -> Table:
+    table = Table(
+        show_header=True,
+        header_style="bold",
+        expand=True,
+        box=None,
+        title="performance",
+        title_justify="left",
+    )
+    for column in ("check", "metric", "yours / reference", "95% interval", "limit", "pairs", "by", ""):
+        table.add_column(column)
+    for perf in result.performance:
+        interval = (
+            f"{perf.ci_low:.2f}-{perf.ci_high:.2f}x"
+            if perf.ci_low is not None and perf.ci_high is not None
+            else "-"
+        )
+        verdict_text = Text("ok", style="green") if perf.passed else Text("too slow", style="yellow")
+        source = f"{perf.metric} ({perf.source}{', runner-reported' if perf.runner_reported else ''})"
+        table.add_row(
+            Text(perf.name),
+            source,
+            f"{perf.ratio:.2f}x",
+            interval,
+            f"{perf.threshold:g}x",
+            str(perf.pairs),
+            perf.decided_by,
+            verdict_text,
+        )
+    failing = [describe_performance(p) for p in result.performance if not p.passed]
+    if failing:
+        table.caption = Text("\n".join(failing))
+    return table
+
+
+def catalog(console: Console, cat: Catalog) -> None:
+    for track, exercises in cat.by_track():
+        table = Table(
+            title=Text.assemble(track.title, (f"  ({track.id})", "dim")), title_justify="left", expand=True
+        )
+        for column in ("concept", "title", "level", "min", "tier", "needs", "prerequisites"):
+            table.add_column(column)
+        for ex in exercises:
+            spec = ex.spec
+            table.add_row(
+                Text(spec.id),
+                Text(spec.title),
+                str(spec.level),
+                str(spec.minutes),
+                spec.tier,
+                spec.resources,
+                Text(", ".join(spec.prerequisites) or "-"),
+            )
+        if track.summary:
+            table.caption = Text(track.summary)
+        console.print(table)
+
+
+def check(console: Console, item: Check) -> None:
+    mark = Text("ok  ", style="green") if item.ok else Text("FAIL", style="bold red")
+    line = Text.assemble(
+        mark,
+        f" {item.exercise}: {item.subject} ",
+        ("expected ", "dim"),
+        item.expected,
+        (", got ", "dim"),
+        item.got,
+        (f"  {item.seconds:.1f} s", "dim"),
+    )
+    if item.detail:
+        line.append(f"\n      {item.detail}", style="dim" if item.ok else "red")
+    console.print(line)

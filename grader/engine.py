@@ -1,0 +1,183 @@
+"""Grading one submission: static checks, the sandboxed runner, the tests, the verdict.
+
+`grade` never raises for anything the submission does: a student failing is a verdict. Our own
+failures (no sandbox, a broken exercise, an inconclusive measurement) become `system_error`
+verdicts with a message for the operator.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import platform
+import tempfile
+import time
+
+from grader import __version__
+from grader.catalog import Exercise
+from grader.events import Event, EventSink, ignore
+from grader.harness.plugin import GradingPlugin, run_pytest
+from grader.harness.session import GradingSession
+from grader.static import Rejected, check_source
+from grader.verdict import Outcome, Provenance, Status, TestResult, Timings, Verdict, truncate, worst
+from sandbox import Sandbox, SandboxError
+from sandbox.base import SandboxUnavailable
+
+PYTEST_OK = (0, 1)  # all passed, some failed; anything else means the run itself broke
+
+
+def grade(
+    exercise: Exercise,
+    raw: bytes,
+    backend: Sandbox,
+    *,
+    public_only: bool = False,
+    measure: bool = True,
+    seed: int = 0,
+    device: str = "cpu",
+    events: EventSink = ignore,
+    filename: str = "",
+    size: int | None = None,
+) -> Verdict:
+    """Grade `raw` (the submitted file's bytes) against `exercise`."""
+    started = time.perf_counter()
+    provenance = Provenance(
+        exercise=exercise.slug,
+        exercise_version=exercise.version,
+        submission_sha256=hashlib.sha256(raw).hexdigest(),
+        sandbox=backend.name,
+        image=backend.image,
+        python=platform.python_version(),
+        grader_version=__version__,
+        seed=seed,
+        graded_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+    limits = exercise.spec.sandbox_limits.to_dict()
+    try:
+        source = check_source(raw, exercise.spec, filename, size)
+    except Rejected as exc:
+        timings = Timings(static_s=time.perf_counter() - started, total_s=time.perf_counter() - started)
+        return Verdict(
+            status=Status.REJECTED,
+            summary="not graded: " + exc.message.splitlines()[0],
+            message=exc.message,
+            limits=limits,
+            timings=timings,
+            provenance=provenance,
+        )
+    static_s = time.perf_counter() - started
+    session = GradingSession(
+        exercise, source, backend, seed=seed, device=device, events=events, measure=measure
+    )
+    session.timings.static_s = static_s
+    try:
+        verdict = _run(session, public_only, provenance, limits)
+    except (SandboxError, SandboxUnavailable) as exc:
+        verdict = _system_error(f"sandbox failure: {exc}", provenance, limits, session.timings)
+    finally:
+        session.close()
+    verdict.timings.total_s = time.perf_counter() - started
+    events(Event("done", verdict.status.label))
+    return verdict
+
+
+def _run(
+    session: GradingSession, public_only: bool, provenance: Provenance, limits: dict[str, object]
+) -> Verdict:
+    exercise = session.exercise
+    session.start()
+    provenance.torch = session.runtime.get("torch")
+    provenance.device = str(session.runtime.get("device", "cpu"))
+    if session.student is not None:
+        provenance.measured_by = session.student.process.measured_by
+    paths = [str(exercise.public_tests.resolve())]
+    if not public_only:
+        paths.append(str(exercise.hidden_tests.resolve()))
+    plugin = GradingPlugin(session)
+    with tempfile.TemporaryDirectory(prefix="grader-pytest-") as workdir:
+        code = run_pytest(plugin, paths, workdir)
+    perf_time = sum(r.duration_s for r in session.results if _is_perf(plugin, r))
+    session.timings.performance_s = perf_time
+    session.timings.tests_s = max(session.timings.tests_s - perf_time, 0.0)
+    if code not in PYTEST_OK or plugin.collect_errors or not session.results:
+        detail = "; ".join(plugin.collect_errors) or f"pytest exited with code {code}"
+        return _system_error(
+            f"the exercise's tests could not run: {truncate(detail, 2000)}",
+            provenance,
+            limits,
+            session.timings,
+        )
+    missing = plugin.missing()
+    if missing:
+        return _system_error(
+            f"tests without a result: {', '.join(missing)}", provenance, limits, session.timings
+        )
+    if session.system_error:
+        return _system_error(session.system_error, provenance, limits, session.timings)
+    return _verdict(session, provenance, limits)
+
+
+def _is_perf(plugin: GradingPlugin, result: TestResult) -> bool:
+    return any(item.name == result.name and item.get_closest_marker("performance") for item in plugin.items)
+
+
+def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, object]) -> Verdict:
+    results = session.results
+    statuses = [Status.PASSED]
+    message = ""
+    student = session.student
+    if student is not None and student.death is not None:
+        statuses.append(student.death.status)
+        message = student.death.message
+    if session.import_error is not None:
+        statuses.append(Status.RUNTIME_ERROR)
+        message = f"your module failed to import: {session.import_error}"
+    if any(r.outcome in (Outcome.FAILED, Outcome.ERROR) for r in results):
+        statuses.append(Status.FAILED)
+    if any(r.outcome is Outcome.TOO_SLOW for r in results):
+        statuses.append(Status.TOO_SLOW)
+    status = worst(statuses)
+    max_score = sum(r.weight for r in results)
+    score = sum(r.weight for r in results if r.outcome is Outcome.PASSED)
+    output = student.output if student is not None else None
+    return Verdict(
+        status=status,
+        summary=summarise(status, results, message),
+        message=message,
+        score=round(score, 6),
+        max_score=round(max_score, 6),
+        tests=results,
+        performance=session.performance,
+        output=output.text() if output else "",
+        output_bytes=output.total if output else 0,
+        output_truncated=output.truncated if output else False,
+        limits=limits,
+        timings=session.timings,
+        provenance=provenance,
+    )
+
+
+def summarise(status: Status, results: list[TestResult], message: str = "") -> str:
+    graded = [r for r in results if r.outcome is not Outcome.SKIPPED]
+    passed = sum(r.outcome is Outcome.PASSED for r in graded)
+    if status is Status.PASSED:
+        return f"passed all {passed} tests"
+    if status is Status.TOO_SLOW:
+        slow = [r.name for r in results if r.outcome is Outcome.TOO_SLOW]
+        return f"correct, but too slow in {', '.join(slow)}"
+    if status is Status.FAILED:
+        return f"{passed} of {len(graded)} tests passed"
+    return message.splitlines()[0] if message else status.label
+
+
+def _system_error(
+    message: str, provenance: Provenance, limits: dict[str, object], timings: Timings
+) -> Verdict:
+    return Verdict(
+        status=Status.SYSTEM_ERROR,
+        summary="the grader failed (not your fault); this submission will be graded again",
+        message=message,
+        limits=limits,
+        timings=timings,
+        provenance=provenance,
+    )

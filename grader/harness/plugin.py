@@ -1,0 +1,214 @@
+"""The pytest plugin that runs an exercise's tests against a submission.
+
+Tests get these fixtures: `submission` (the submission's module, remote), `reference` (the
+reference solution, local), `perf` (performance checks), `seed` and `rng` (deterministic per
+test), and `device`. Markers: `performance` (run last, only once every correctness test passed),
+`weight(n)`, `feedback("full")` (a hidden test may show values), `hint("...")`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+import time
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader.events import Event
+from grader.harness.feedback import Feedback, explain
+from grader.harness.perf import ExerciseMisconfigured, Perf
+from grader.harness.reference import LocalModule
+from grader.harness.session import GradingSession
+from grader.measurement.protocol import PerformanceInconclusive
+from grader.remote import RemoteModule
+from grader.verdict import Outcome, TestResult
+from sandbox import SandboxError
+
+MARKERS = (
+    "performance: a performance check; runs after the correctness tests, only if they all passed",
+    "weight(n): how much the test counts towards the score (default 1)",
+    "feedback(level): 'full' lets a hidden test show values in its failure messages",
+    "hint(text): a hint shown to the learner when the test fails",
+)
+OURS = (ExerciseMisconfigured, PerformanceInconclusive, SandboxError)
+
+
+class GradingPlugin:
+    def __init__(self, session: GradingSession) -> None:
+        self.session = session
+        self.items: list[pytest.Item] = []
+        self.collect_errors: list[str] = []
+        self._pending: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ fixtures
+
+    @pytest.fixture(scope="session")
+    def submission(self) -> RemoteModule:
+        return self.session.submission()
+
+    @pytest.fixture(scope="session")
+    def reference(self) -> LocalModule:
+        return LocalModule(self.session.reference(), self.session.scratch())
+
+    @pytest.fixture
+    def perf(self, request: pytest.FixtureRequest) -> Perf:
+        return Perf(self.session, request.node.name)
+
+    @pytest.fixture
+    def seed(self, request: pytest.FixtureRequest) -> int:
+        digest = hashlib.sha256(f"{self.session.seed}:{request.node.nodeid}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+    @pytest.fixture
+    def rng(self, seed: int) -> np.random.Generator:
+        return np.random.default_rng(seed)
+
+    @pytest.fixture
+    def device(self) -> str:
+        return str(self.session.runtime.get("device", "cpu"))
+
+    @pytest.fixture(autouse=True)
+    def _seeded(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.manual_seed(seed)
+
+    # ------------------------------------------------------------------ hooks
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        for marker in MARKERS:
+            config.addinivalue_line("markers", marker)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collect_errors.append(str(report.longrepr)[-3000:])
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(
+            key=lambda item: (item.get_closest_marker("performance") is not None, not self._public(item))
+        )
+        self.items = list(items)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        index = next((i for i, item in enumerate(self.items) if item.nodeid == nodeid), 0)
+        name = self.items[index].name if self.items else nodeid
+        self.session.events(Event("test", f"running {name}", index + 1, len(self.items)))
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.get_closest_marker("performance") is not None:
+            if not self.session.measure:
+                pytest.skip("performance is not measured in this run")
+            if self.session.has_failures():
+                pytest.skip("performance is measured once every correctness test passes")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, Any]:
+        report = yield
+        state = self._pending.setdefault(item.nodeid, {"duration": 0.0, "feedback": None})
+        state["duration"] += report.duration
+        if state["feedback"] is None:
+            if report.skipped:
+                reason = (
+                    getattr(call.excinfo.value, "msg", "skipped") if call.excinfo is not None else "skipped"
+                )
+                state["feedback"] = Feedback(Outcome.SKIPPED, str(reason))
+            elif report.failed and call.excinfo is not None:
+                state["feedback"] = self._explain(item, call.excinfo.value)
+            elif call.when == "call" and report.passed:
+                state["feedback"] = Feedback(Outcome.PASSED, "")
+        if call.when == "teardown":
+            self._record(item, state)
+        return report
+
+    # ------------------------------------------------------------------ results
+
+    def _explain(self, item: pytest.Item, exc: BaseException) -> Feedback:
+        if isinstance(exc, OURS) or getattr(exc, "origin", "submission") == "reference":
+            message = f"{type(exc).__name__}: {exc}"
+            return Feedback(
+                Outcome.ERROR,
+                "the grader failed while running this test (not your fault)",
+                system_error=message,
+            )
+        public = self._public(item)
+        marker = item.get_closest_marker("feedback")
+        reveal = public or (marker is not None and marker.args[:1] == ("full",))
+        feedback = explain(
+            exc,
+            public=reveal,
+            source=self.session.source,
+            module=self.session.exercise.spec.entrypoint,
+            doc=_doc(item),
+        )
+        hint_marker = item.get_closest_marker("hint")
+        if not feedback.hint and hint_marker is not None and hint_marker.args:
+            feedback = Feedback(
+                feedback.outcome, feedback.message, str(hint_marker.args[0]), feedback.system_error
+            )
+        return feedback
+
+    def _record(self, item: pytest.Item, state: dict[str, Any]) -> None:
+        feedback: Feedback = state["feedback"] or Feedback(Outcome.ERROR, "the test did not report a result")
+        if feedback.system_error and not self.session.system_error:
+            self.session.system_error = feedback.system_error
+        weight = item.get_closest_marker("weight")
+        self.session.results.append(
+            TestResult(
+                name=item.name,
+                visibility="public" if self._public(item) else "hidden",
+                outcome=feedback.outcome,
+                message=feedback.message,
+                hint=feedback.hint,
+                duration_s=round(state["duration"], 4),
+                weight=float(weight.args[0]) if weight is not None and weight.args else 1.0,
+                description=_doc(item),
+            )
+        )
+
+    def _public(self, item: pytest.Item) -> bool:
+        return str(getattr(item, "path", "")) == str(self.session.exercise.public_tests.resolve())
+
+    def missing(self) -> list[str]:
+        """Expected tests that reported nothing (the run was cut short): never a pass."""
+        reported = {r.name for r in self.session.results}
+        return [item.name for item in self.items if item.name not in reported]
+
+
+def _doc(item: pytest.Item) -> str:
+    doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def run_pytest(plugin: GradingPlugin, paths: list[str], workdir: str) -> int:
+    """Run pytest in this process on `paths`, isolated from any project configuration."""
+    ini = f"{workdir}/pytest.ini"
+    with open(ini, "w") as f:
+        f.write("[pytest]\n")
+    args = [
+        *paths,
+        "-c", ini, "--rootdir", workdir,
+        "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings", "-p", "no:terminal",
+        "--import-mode=importlib", "--strict-markers", "-s",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    modules = set(sys.modules)
+    try:
+        code = int(pytest.main(args, plugins=[plugin]))
+    finally:
+        for name in set(sys.modules) - modules:
+            if (
+                name.startswith(("test_public", "test_hidden"))
+                or "test_public" in name
+                or "test_hidden" in name
+            ):
+                sys.modules.pop(name, None)
+    plugin.session.timings.tests_s = time.perf_counter() - started
+    return code

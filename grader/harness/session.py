@@ -1,0 +1,138 @@
+"""One grading: the submission's runner, the reference (local, and in its own runner for timing),
+and what the tests observed."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from grader.catalog import Exercise
+from grader.events import Event, EventSink, ignore
+from grader.harness.feedback import SubmissionImportError, locate
+from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
+from grader.verdict import PerfResult, TestResult, Timings
+from sandbox import Sandbox
+
+_REFERENCES: dict[str, ModuleType] = {}
+
+
+class GradingSession:
+    def __init__(
+        self,
+        exercise: Exercise,
+        source: str,
+        backend: Sandbox,
+        *,
+        seed: int,
+        device: str = "cpu",
+        events: EventSink = ignore,
+        measure: bool = True,
+    ) -> None:
+        self.exercise = exercise
+        self.source = source
+        self.backend = backend
+        self.seed = seed
+        self.device = device
+        self.events = events
+        self.measure = measure
+        self.limits = exercise.spec.sandbox_limits
+        self.timings = Timings()
+        self.results: list[TestResult] = []
+        self.performance: list[PerfResult] = []
+        self.system_error = ""
+        self.runtime: dict[str, Any] = {}
+        self.student: RunnerClient | None = None
+        self.module: RemoteModule | None = None
+        self.import_error: SubmissionImportError | None = None
+        self._reference_client: RunnerClient | None = None
+        self._scratch: Path | None = None
+
+    # ------------------------------------------------------------------ the submission
+
+    def start(self) -> None:
+        """Start the submission's sandbox and import its module. Sandbox failures propagate
+        (they are ours); the submission's own failures are recorded for the tests to report."""
+        spec = self.exercise.spec
+        self.events(Event("stage", "starting the sandbox"))
+        started = time.perf_counter()
+        self.student = RunnerClient(self.backend.start(self.limits), self.limits)
+        try:
+            self.student.handshake()
+            self.timings.sandbox_start_s = time.perf_counter() - started
+            self.events(Event("stage", "loading the runtime"))
+            mark = time.perf_counter()
+            forbidden = list(spec.forbidden.calls)
+            self.runtime = self.student.init(
+                preload=list(spec.preload), device=self.device, forbidden=forbidden
+            )
+            self.timings.runtime_import_s = time.perf_counter() - mark
+            self.events(Event("stage", "importing your module"))
+            mark = time.perf_counter()
+            names = self.student.load(spec.entrypoint, self.source)
+            self.timings.submission_import_s = time.perf_counter() - mark
+            self.module = RemoteModule(self.student, spec.entrypoint, names)
+        except RemoteError as exc:
+            self.import_error = SubmissionImportError(exc, locate(exc, self.source, spec.entrypoint))
+        except RunnerDied:
+            pass  # the tests report the death
+
+    def submission(self) -> RemoteModule:
+        if self.import_error is not None:
+            raise self.import_error
+        if self.student is not None and self.student.death is not None:
+            raise RunnerDied(self.student.death)
+        if self.module is None:
+            raise RuntimeError("the submission's runner was not started")
+        return self.module
+
+    # ------------------------------------------------------------------ the reference
+
+    def reference(self) -> ModuleType:
+        """The reference solution, imported in this (trusted) process, once per version."""
+        key = f"{self.exercise.slug}@{self.exercise.version}"
+        if key not in _REFERENCES:
+            name = "_grader_reference_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+            spec = importlib.util.spec_from_file_location(name, self.exercise.solution)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {self.exercise.solution}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            _REFERENCES[key] = module
+        return _REFERENCES[key]
+
+    def reference_client(self) -> RunnerClient:
+        """The reference in a second runner, in a sandbox identical to the submission's."""
+        if self._reference_client is None:
+            spec = self.exercise.spec
+            client = RunnerClient(self.backend.start(self.limits), self.limits, label="reference")
+            self._reference_client = client
+            client.handshake()
+            client.init(preload=list(spec.preload), device=self.device, forbidden=[])
+            client.load(spec.entrypoint, self.exercise.solution.read_text(encoding="utf-8"))
+        return self._reference_client
+
+    def scratch(self) -> Path:
+        """A private directory of the trusted side (files for the local reference)."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="grader-harness-"))
+        return self._scratch
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def has_failures(self) -> bool:
+        return any(not r.ok for r in self.results)
+
+    def close(self) -> None:
+        for client in (self.student, self._reference_client):
+            if client is not None:
+                client.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Performance measurement: the submission against the reference, from outside both sandboxes."""

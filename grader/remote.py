@@ -1,0 +1,438 @@
+"""The harness's side of the runner protocol: requests with deadlines, and remote proxies.
+
+Everything the runner says is untrusted. Frames are size-capped before they are read, values are
+decoded as plain data, the runner's output is drained and capped while we wait, and a runner that
+dies, stalls or floods is killed and classified (timeout, memory, output, crash) from outside.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import os
+import select
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from grader import codec
+from grader.verdict import Status
+from sandbox import Limits, SandboxProcess
+
+STARTUP_SECONDS = 60.0
+OUTPUT_KEPT = 32 * 1024
+
+
+@dataclass
+class Death:
+    """Why a runner stopped answering, as seen from outside."""
+
+    status: Status
+    message: str
+
+
+class RunnerDied(Exception):
+    """The runner is gone; every later request fails the same way."""
+
+    def __init__(self, death: Death, origin: str = "submission") -> None:
+        super().__init__(death.message)
+        self.death = death
+        self.origin = origin
+
+
+class RemoteError(Exception):
+    """The submission's code raised. Subclasses also derive from the builtin exception the
+    submission's exception derives from, so `pytest.raises(ValueError)` works as expected."""
+
+    info: dict[str, Any]
+    origin: str = "submission"
+
+    @property
+    def type_name(self) -> str:
+        return str(self.info.get("type", "Exception"))
+
+    @property
+    def remote_message(self) -> str:
+        return str(self.info.get("message", ""))
+
+    @property
+    def frames(self) -> list[tuple[int, str]]:
+        return [
+            (int(f[0]), str(f[1])) for f in self.info.get("frames", []) if isinstance(f, list) and len(f) == 2
+        ]
+
+
+_ERROR_CLASSES: dict[str, type[RemoteError]] = {}
+
+
+def remote_error(info: dict[str, Any]) -> RemoteError:
+    base: type[BaseException] = Exception
+    for name in info.get("bases", []):
+        candidate = getattr(builtins, str(name), None)
+        if isinstance(candidate, type) and issubclass(candidate, Exception):
+            base = candidate
+            break
+    cls = _ERROR_CLASSES.get(base.__name__)
+    if cls is None:
+        cls = (
+            type(f"Remote{base.__name__}", (RemoteError, base), {}) if base is not Exception else RemoteError
+        )
+        _ERROR_CLASSES[base.__name__] = cls
+    try:
+        err = cls(f"{info.get('type', 'Exception')}: {info.get('message', '')}")
+    except TypeError:
+        err = RemoteError(f"{info.get('type', 'Exception')}: {info.get('message', '')}")
+    err.info = info
+    return err
+
+
+@dataclass(frozen=True)
+class File:
+    """A file for the submission: the runner writes it into its work dir and passes the path."""
+
+    data: bytes
+    name: str = "input.txt"
+
+
+@dataclass
+class Output:
+    """What the submission printed: the first `kept` bytes, and how much there was in all."""
+
+    limit: int
+    data: bytearray = field(default_factory=bytearray)
+    total: int = 0
+
+    def add(self, chunk: bytes) -> bool:
+        """Record a chunk; False once the total exceeds the limit."""
+        self.total += len(chunk)
+        room = OUTPUT_KEPT - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        return self.total <= self.limit
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.data)
+
+
+class RunnerClient:
+    """One runner in one sandbox, driven by the harness."""
+
+    def __init__(self, process: SandboxProcess, limits: Limits, label: str = "submission") -> None:
+        self.label = label
+        self.process = process
+        self.limits = limits
+        self.caps = codec.Caps(max_payload=limits.message_mb * 1024 * 1024)
+        self.output = Output(limit=limits.output_kb * 1024)
+        self.death: Death | None = None
+        self.started = time.monotonic()
+        self.deadline = self.started + limits.wall_seconds
+        self.pid_in_sandbox: int | None = None
+        for fd in (process.stdin, process.stdout, process.stderr):
+            os.set_blocking(fd, False)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def handshake(self) -> dict[str, Any]:
+        header, _ = self._receive(time.monotonic() + STARTUP_SECONDS, "starting the sandbox")
+        if header.get("op") != "hello":
+            self._die(Status.RUNTIME_ERROR, "the runner broke the protocol: no hello")
+        self.process.locate_runner()
+        return header
+
+    def init(self, *, preload: list[str], device: str, forbidden: list[str]) -> dict[str, Any]:
+        header = {"op": "init", "preload": preload, "threads": 1, "device": device, "forbidden": forbidden}
+        return dict(self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value)
+
+    def load(self, module: str, source: str) -> list[str]:
+        reply = self.request({"op": "load", "module": module, "source": source}, what="importing your module")
+        return [str(n) for n in reply.value]
+
+    def close(self) -> None:
+        self.drain_output()
+        self.process.close()
+
+    def drain_output(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.process.stderr, 65536)
+            except (BlockingIOError, OSError):
+                return
+            if not chunk or not self.output.add(chunk):
+                return
+
+    # ------------------------------------------------------------------ requests
+
+    def request(
+        self,
+        header: dict[str, Any],
+        values: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        what: str = "a call",
+    ) -> Any:
+        """Send one request and return the decoded `value` of its reply.
+
+        Raises RemoteError when the submission raised, RunnerDied when the runner is gone.
+        """
+        if self.death is not None:
+            raise RunnerDied(self.death, self.label)
+        deadline = min(time.monotonic() + (timeout or self.limits.call_seconds), self.deadline)
+        encoder = codec.Encoder(self.caps)
+        encoder.to_handle = functools.partial(_to_reference, encoder)
+        full = dict(header)
+        for key, value in (values or {}).items():
+            full[key] = encoder.encode(value)
+        self._send(encoder.frame(full), deadline, what)
+        reply, buffers = self._receive(deadline, what)
+        return self._result(reply, buffers)
+
+    def _result(self, reply: dict[str, Any], buffers: list[memoryview]) -> Any:
+        decoder = codec.Decoder(buffers, self.caps, on_handle=self._proxy)
+        if reply.get("ok") is True:
+            try:
+                return _Reply(decoder.decode(reply.get("value")), decoder.decode(reply.get("stats")))
+            except codec.CodecError as exc:
+                self._die(Status.RUNTIME_ERROR, f"the runner's answer could not be decoded: {exc}")
+        error = reply.get("error")
+        if not isinstance(error, dict):
+            self._die(Status.RUNTIME_ERROR, "the runner broke the protocol: a failed reply without an error")
+        if reply.get("fatal") is True:
+            code = error.get("exit_code")
+            self._die(Status.RUNTIME_ERROR, f"your code called sys.exit({code if code is not None else ''})")
+        err = remote_error(error)
+        err.origin = self.label
+        raise err
+
+    def _proxy(self, tree: dict[str, Any]) -> RemoteObject:
+        return RemoteObject(self, int(tree["id"]), str(tree.get("type", "object"))[:200])
+
+    # ------------------------------------------------------------------ transport
+
+    def _send(self, parts: list[bytes], deadline: float, what: str) -> None:
+        for part in parts:
+            view = memoryview(part)
+            while view.nbytes:
+                self._wait({self.process.stdin: select.POLLOUT}, deadline, what)
+                try:
+                    view = view[os.write(self.process.stdin, view) :]
+                except BlockingIOError:
+                    continue
+                except BrokenPipeError:
+                    self._died_on_eof(what)
+
+    def _receive(self, deadline: float, what: str) -> tuple[dict[str, Any], list[memoryview]]:
+        def read_exact(n: int) -> bytearray:
+            buf = bytearray(n)
+            view, got = memoryview(buf), 0
+            while got < n:
+                self._wait({self.process.stdout: select.POLLIN}, deadline, what)
+                try:
+                    chunk = os.readv(self.process.stdout, [view[got:]])
+                except BlockingIOError:
+                    continue
+                if chunk == 0:
+                    self._died_on_eof(what)
+                got += chunk
+            return buf
+
+        try:
+            return codec.read_frame(read_exact, self.caps)
+        except codec.CodecError as exc:
+            self._die(Status.RUNTIME_ERROR, f"the runner's answer broke the protocol while {what}: {exc}")
+
+    def _wait(self, want: dict[int, int], deadline: float, what: str) -> None:
+        """Block until a wanted descriptor is ready, draining the submission's output meanwhile."""
+        poller = select.poll()
+        for fd, events in want.items():
+            poller.register(fd, events)
+        poller.register(self.process.stderr, select.POLLIN)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._timeout(what)
+            ready = poller.poll(max(1, int(remaining * 1000)))
+            for fd, events in ready:
+                if fd == self.process.stderr:
+                    if not self._drain_once():
+                        poller.unregister(self.process.stderr)
+                elif events & (select.POLLIN | select.POLLOUT | select.POLLHUP | select.POLLERR):
+                    return
+
+    def _drain_once(self) -> bool:
+        try:
+            chunk = os.read(self.process.stderr, 65536)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        if not self.output.add(chunk):
+            self._die(Status.OUTPUT_LIMIT, f"your code printed more than {self.limits.output_kb} KB")
+        return True
+
+    # ------------------------------------------------------------------ death
+
+    def _timeout(self, what: str) -> NoReturn:
+        if time.monotonic() >= self.deadline:
+            message = f"time limit: the submission used its {self.limits.wall_seconds:g} s while {what}"
+        else:
+            message = f"time limit: no answer within {self.limits.call_seconds:g} s while {what}"
+        self._die(Status.TIMEOUT, message)
+
+    def _died_on_eof(self, what: str) -> NoReturn:
+        try:
+            code = self.process.popen.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - a process that will not exit is killed below
+            code = None
+        self.drain_output()
+        self._die(*classify_exit(code, self.process, what))
+
+    def _die(self, status: Status, message: str) -> NoReturn:
+        """Record why the runner is finished, kill it, and raise RunnerDied."""
+        if self.death is None:
+            if self.process.oom_killed() and status is not Status.OUTPUT_LIMIT:
+                status, message = (
+                    Status.MEMORY_LIMIT,
+                    f"memory limit: the submission used more than {self.limits.memory_mb} MB",
+                )
+            self.death = Death(status, message)
+        self.process.kill()
+        raise RunnerDied(self.death, self.label)
+
+
+def classify_exit(code: int | None, process: SandboxProcess, what: str) -> tuple[Status, str]:
+    signum = None
+    if code is not None and code < 0:
+        signum = -code
+    elif code is not None and process.nested and code > 128:
+        signum = code - 128
+    if process.oom_killed():
+        return Status.MEMORY_LIMIT, "memory limit: the submission was killed for using too much memory"
+    if signum == signal.SIGXCPU:
+        return Status.TIMEOUT, "time limit: the submission used up its CPU time"
+    if signum is not None:
+        name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+        return Status.RUNTIME_ERROR, f"the runner process was killed by {name} while {what}"
+    return (
+        Status.RUNTIME_ERROR,
+        f"the runner process exited (code {code}) while {what}: did your code call os._exit()?",
+    )
+
+
+@dataclass
+class _Reply:
+    value: Any
+    stats: Any
+
+
+def _to_reference(encoder: codec.Encoder, value: Any) -> dict[str, Any]:
+    if isinstance(value, RemoteObject):
+        return {"t": "ref", "id": object.__getattribute__(value, "_id")}
+    if isinstance(value, File):
+        return {"t": "file", "name": value.name, "b": encoder.add_buffer(value.data)}
+    raise codec.CodecError(f"cannot send a value of type {type(value).__qualname__} to the submission")
+
+
+class RemoteObject:
+    """An object living in the runner: attribute reads, calls and iteration go over the pipe.
+
+    Comparison is deliberately not forwarded: a remote object is never equal to anything but
+    itself, whatever the submission's `__eq__` says.
+    """
+
+    __slots__ = ("_client", "_id", "_type")
+
+    def __init__(self, client: RunnerClient, ident: int, type_name: str) -> None:
+        object.__setattr__(self, "_client", client)
+        object.__setattr__(self, "_id", ident)
+        object.__setattr__(self, "_type", type_name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._client.request(
+            {"op": "getattr", "obj": self._id, "attr": name}, what=f"reading .{name}"
+        ).value
+
+    def attr(self, path: str) -> Any:
+        """Read a dotted attribute path (`layer.attr("lora_A.grad")`) in one round trip."""
+        return self._client.request(
+            {"op": "getattr", "obj": self._id, "attr": path}, what=f"reading .{path}"
+        ).value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._client.request(
+            {"op": "setattr", "obj": self._id, "attr": name}, {"value": value}, what=f"setting .{name}"
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(None, *args, **kwargs)
+
+    def call(self, attr: str | None, *args: Any, **kwargs: Any) -> Any:
+        what = f"calling {attr or self._type.rsplit('.', 1)[-1]}"
+        header = {"op": "call", "obj": self._id, "attr": attr}
+        return self._client.request(header, {"args": list(args), "kwargs": kwargs}, what=what).value
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._client.request({"op": "iter", "obj": self._id}, what="iterating").value)
+
+    def __len__(self) -> int:
+        size = self.call("__len__")
+        if type(size) is not int:
+            raise TypeError("__len__ did not return an int")
+        return size
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return f"<remote {self._type} #{self._id}>"
+
+
+class RemoteModule(RemoteObject):
+    """The submission's module. Its public names are known after import, so reading a function
+    costs no round trip: `submission.f(x)` is one call."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self, client: RunnerClient, module: str, names: list[str]) -> None:
+        super().__init__(client, 0, module)
+        object.__setattr__(self, "_names", frozenset(names))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name not in self._names:
+            raise MissingName(f"{self._type}.py does not define {name}")
+        return BoundName(self, name)
+
+
+class MissingName(AttributeError):
+    """The submission does not define a name a test needs."""
+
+
+class BoundName:
+    """A name of the submission's module, resolved in the runner at call time."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: RemoteModule, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module.call(self.name, *args, **kwargs)
+
+    def value(self) -> Any:
+        return self.module.attr(self.name)
+
+    def __repr__(self) -> str:
+        return f"<remote {self.module._type}.{self.name}>"

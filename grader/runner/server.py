@@ -1,0 +1,355 @@
+"""The runner's request loop: one frame in, one frame out, until the harness closes the pipe.
+
+The protocol travels on the process's original stdin and stdout. Before any submission code runs,
+those descriptors are duplicated for the protocol and the standard ones are pointed elsewhere
+(stdin at /dev/null, stdout at stderr), so a submission's prints cannot disturb the protocol.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import importlib.util
+import itertools
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from grader import codec
+
+MAX_MESSAGE = 4000
+MAX_FRAMES = 40
+
+
+class Fatal(Exception):
+    """The submission ended its own process (sys.exit): report it, then exit."""
+
+
+class Server:
+    def __init__(self, proto_in: int, proto_out: int) -> None:
+        self.reader = open(proto_in, "rb", buffering=0)  # noqa: SIM115 - lives as long as the process
+        self.proto_out = proto_out
+        self.objects: dict[int, Any] = {}
+        self.ids = itertools.count(1)
+        self.slots: dict[int, list[tuple[Callable[..., Any], list[Any], dict[str, Any]]]] = {}
+        self.results: dict[int, list[Any]] = {}
+        self.files = itertools.count()
+        self.module_path = ""
+        self.device = "cpu"
+
+    # ----------------------------------------------------------------- transport
+
+    def read_exact(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            chunk = self.reader.readinto(view[got:])
+            if not chunk:
+                raise EOFError
+            got += chunk
+        return buf
+
+    def send(self, header: dict[str, Any], values: dict[str, Any] | None = None) -> None:
+        encoder = codec.Encoder(to_handle=self.register)
+        full = dict(header)
+        try:
+            for key, value in (values or {}).items():
+                full[key] = encoder.encode(value)
+            parts = encoder.frame(full)
+        except codec.CodecError as exc:
+            encoder = codec.Encoder()
+            parts = encoder.frame({"ok": False, "error": _unsendable(exc)})
+        _flush_std()
+        for part in parts:
+            view = memoryview(part)
+            while view.nbytes:
+                view = view[os.write(self.proto_out, view) :]
+
+    def register(self, obj: Any) -> dict[str, Any]:
+        ident = next(self.ids)
+        self.objects[ident] = obj
+        return {"t": "handle", "id": ident, "type": _type_name(obj), "callable": callable(obj)}
+
+    # ----------------------------------------------------------------- loop
+
+    def serve(self) -> None:
+        self.send({"op": "hello", "pid": os.getpid(), "python": sys.version.split()[0]})
+        while True:
+            try:
+                header, buffers = codec.read_frame(self.read_exact)
+            except EOFError:
+                return
+            self.dispatch(header, buffers)
+
+    def dispatch(self, header: dict[str, Any], buffers: list[memoryview]) -> None:
+        handler = OPS.get(str(header.get("op")))
+        if handler is None:
+            self.send({"ok": False, "error": _error_info(ValueError(f"unknown op {header.get('op')!r}"), "")})
+            return
+        decoder = codec.Decoder(buffers, on_ref=self.resolve, on_file=self.materialise, grad_inputs=True)
+        try:
+            reply = handler(self, header, decoder)
+        except SystemExit as exc:
+            self.send({"ok": False, "fatal": True, "error": _error_info(exc, self.module_path)})
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001 - the submission's failure is the answer
+            self.send({"ok": False, "error": _error_info(exc, self.module_path)})
+            return
+        self.send({"ok": True}, reply)
+
+    def resolve(self, ident: int) -> Any:
+        if ident not in self.objects:
+            raise codec.CodecError(f"unknown object {ident}")
+        return self.objects[ident]
+
+    def materialise(self, name: str, data: memoryview) -> str:
+        folder = os.path.join(os.getcwd(), "inputs")
+        os.makedirs(folder, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(name))[:64] or "input"
+        path = os.path.join(folder, f"{next(self.files)}-{safe}")
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def target(self, header: dict[str, Any]) -> Any:
+        obj = self.resolve(_int(header.get("obj", 0)))
+        attr = header.get("attr")
+        return obj if attr is None else _walk(obj, str(attr))
+
+    # ----------------------------------------------------------------- ops
+
+    def op_init(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        started = time.perf_counter()
+        for name in header.get("preload", []):
+            importlib.import_module(str(name))
+        torch = sys.modules.get("torch")
+        info: dict[str, Any] = {"torch": None, "device": "cpu"}
+        if torch is not None:
+            torch.set_num_threads(int(header.get("threads", 1)))
+            self.device = _pick_device(torch, str(header.get("device", "cpu")))
+            info = {"torch": torch.__version__, "device": self.device}
+        for dotted in header.get("forbidden", []):
+            _forbid(str(dotted))
+        info["seconds"] = time.perf_counter() - started
+        return {"value": info}
+
+    def op_load(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        module, source = str(header["module"]), str(header["source"])
+        self.module_path = os.path.join(os.getcwd(), f"{module}.py")
+        with open(self.module_path, "w", encoding="utf-8") as f:
+            f.write(source)
+        sys.path.append(os.getcwd())
+        spec = importlib.util.spec_from_file_location(module, self.module_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {module}")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[module] = mod
+        spec.loader.exec_module(mod)
+        self.objects[0] = mod
+        return {"value": sorted(n for n in vars(mod) if not n.startswith("_"))}
+
+    def op_getattr(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        return {"value": self.target(header)}
+
+    def op_setattr(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        path = str(header["attr"]).rsplit(".", 1)
+        owner = self.resolve(_int(header.get("obj", 0)))
+        if len(path) == 2:
+            owner = _walk(owner, path[0])
+        setattr(owner, path[-1], decoder.decode(header.get("value")))
+        return {}
+
+    def op_call(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        fn = self.target(header)
+        args, kwargs = (
+            decoder.decode(header.get("args", [])),
+            decoder.decode(header.get("kwargs", {"t": "dict", "v": []})),
+        )
+        out = fn(*args, **kwargs)
+        self.synchronize()
+        return {"value": out}
+
+    def op_iter(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        limit = _int(header.get("limit", 100_000))
+        items = list(itertools.islice(iter(self.target(header)), limit + 1))
+        if len(items) > limit:
+            raise ValueError(f"more than {limit} items")
+        return {"value": items}
+
+    def op_release(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        for ident in header.get("ids", []):
+            if ident != 0:
+                self.objects.pop(_int(ident), None)
+        return {}
+
+    def op_stage(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        calls = []
+        for attr, args, kwargs in decoder.decode(header["calls"]):
+            calls.append((_walk(self.resolve(0), str(attr)), list(args), dict(kwargs)))
+        self.slots[_int(header["slot"])] = calls
+        return {}
+
+    def op_run(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        calls = self.slots.pop(_int(header["slot"]))
+        outputs = []
+        gc.disable()
+        try:
+            for fn, args, kwargs in calls:
+                outputs.append(fn(*args, **kwargs))
+            self.synchronize()
+        finally:
+            gc.enable()
+        self.results[_int(header["slot"])] = outputs
+        return {"value": len(outputs)}
+
+    def op_fetch(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        return {"value": self.results.pop(_int(header["slot"]))}
+
+    def op_probe(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        from grader.runner import probe
+
+        fn = self.target(header)
+        args, kwargs = (
+            decoder.decode(header.get("args", [])),
+            decoder.decode(header.get("kwargs", {"t": "dict", "v": []})),
+        )
+        out, stats = probe.measure(fn, args, kwargs)
+        return {"value": out, "stats": stats}
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            sys.modules["torch"].cuda.synchronize()
+
+
+OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]] = {
+    "init": Server.op_init,
+    "load": Server.op_load,
+    "getattr": Server.op_getattr,
+    "setattr": Server.op_setattr,
+    "call": Server.op_call,
+    "iter": Server.op_iter,
+    "release": Server.op_release,
+    "stage": Server.op_stage,
+    "run": Server.op_run,
+    "fetch": Server.op_fetch,
+    "probe": Server.op_probe,
+}
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise codec.CodecError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _walk(obj: Any, path: str) -> Any:
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def _type_name(obj: Any) -> str:
+    try:
+        kind = type(obj)
+        return f"{kind.__module__}.{kind.__qualname__}"[:200]
+    except Exception:  # noqa: BLE001 - a hostile metaclass
+        return "object"
+
+
+def _pick_device(torch: Any, wanted: str) -> str:
+    if wanted.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(torch.device(wanted))
+        return wanted
+    return "cpu"
+
+
+def _forbid(dotted: str) -> None:
+    module_name, _, attr = dotted.rpartition(".")
+    while module_name:
+        try:
+            owner: Any = importlib.import_module(module_name)
+            break
+        except ImportError:
+            module_name, _, head = module_name.rpartition(".")
+            attr = f"{head}.{attr}"
+    else:
+        return
+    *path, last = attr.split(".")
+    for name in path:
+        owner = getattr(owner, name, None)
+        if owner is None:
+            return
+    if not hasattr(owner, last):
+        return
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise ForbiddenError(f"{dotted} is not allowed in this exercise: build it yourself")
+
+    setattr(owner, last, forbidden)
+
+
+class ForbiddenError(RuntimeError):
+    pass
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__
+        text = "<message could not be shown>"
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " ...[truncated]"
+
+
+def _error_info(exc: BaseException, module_path: str) -> dict[str, Any]:
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if module_path and frame.filename == module_path:
+            frames.append([frame.lineno or 0, frame.name[:100]])
+    if isinstance(exc, SyntaxError) and exc.filename == module_path:
+        frames.append([exc.lineno or 0, "<module>"])
+    bases = [k.__name__ for k in type(exc).__mro__ if k.__module__ == "builtins"]
+    return {
+        "type": type(exc).__name__[:100],
+        "bases": bases[:20],
+        "message": _safe_str(exc),
+        "frames": frames[-MAX_FRAMES:],
+        "exit_code": exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else None,
+    }
+
+
+def _unsendable(exc: codec.CodecError) -> dict[str, Any]:
+    return {
+        "type": "UnsendableValue",
+        "bases": ["Exception"],
+        "message": f"the result cannot be sent back for checking: {exc}",
+        "frames": [],
+        "exit_code": None,
+    }
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110 - a submission may have closed or replaced them
+            pass
+
+
+def main() -> None:
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    os.close(devnull)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    Server(proto_in, proto_out).serve()
+
+
+if __name__ == "__main__":
+    main()

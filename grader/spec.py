@@ -1,0 +1,119 @@
+"""The schema of `exercise.toml`, validated with messages an author can act on."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sandbox.policy import Limits
+
+SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+METRICS = ("time", "memory", "allocation", "flops", "ops")
+
+
+class PerformanceSpec(BaseModel):
+    """A threshold on the ratio submission / reference for one metric."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: Literal["time", "memory", "allocation", "flops", "ops"]
+    threshold: float = Field(gt=0, description="largest allowed ratio submission / reference")
+    tolerance: float = Field(default=0.1, ge=0, le=1)
+    min_pairs: int = Field(default=21, ge=5, le=1001)
+    max_pairs: int = Field(default=81, ge=5, le=1001)
+    budget_seconds: float = Field(default=60.0, gt=0)
+    block_ms: float = Field(default=10.0, ge=5.0, le=1000.0)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> PerformanceSpec:
+        if self.max_pairs < self.min_pairs:
+            raise ValueError("max_pairs must be at least min_pairs")
+        if self.threshold < 1.0 and self.metric == "time":
+            raise ValueError("a time threshold below 1.0 would ask students to beat the reference")
+        return self
+
+    @property
+    def limit(self) -> float:
+        return self.threshold * (1 + self.tolerance)
+
+
+class ForbiddenSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    imports: list[str] = Field(default_factory=list)
+    calls: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+    @field_validator("imports", "calls")
+    @classmethod
+    def _dotted(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not DOTTED.match(n)]
+        if bad:
+            raise ValueError(f"not a dotted Python name: {', '.join(bad)}")
+        return names
+
+
+class ExerciseSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    title: str = Field(min_length=1, max_length=120)
+    summary: str = Field(min_length=1, max_length=300)
+    track: str
+    level: int = Field(ge=1, le=5)
+    minutes: int = Field(gt=0, le=600)
+    tier: Literal["free", "pro"] = "free"
+    prerequisites: list[str] = Field(default_factory=list)
+    resources: Literal["cpu", "gpu"] = "cpu"
+    entrypoint: str
+    preload: list[str] = Field(default_factory=list)
+    source_kb: int = Field(default=256, gt=0, le=4096)
+    limits: dict[str, float] = Field(default_factory=dict)
+    forbidden: ForbiddenSpec = Field(default_factory=ForbiddenSpec)
+    performance: dict[str, PerformanceSpec] = Field(default_factory=dict)
+
+    @field_validator("id", "track")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(f"{value!r} is not a slug (lowercase letters, digits and single dashes)")
+        return value
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _module(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a Python module name")
+        return value
+
+    @field_validator("preload")
+    @classmethod
+    def _preload(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not DOTTED.match(n)]
+        if bad:
+            raise ValueError(f"not a module name: {', '.join(bad)}")
+        return names
+
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, values: dict[str, float]) -> dict[str, float]:
+        Limits.from_mapping(values)  # raises ValueError naming the bad or unknown limit
+        return values
+
+    @property
+    def sandbox_limits(self) -> Limits:
+        return Limits.from_mapping(dict(self.limits))
+
+
+def format_validation_error(exc: Any) -> list[str]:
+    """Pydantic's errors as `field.path: message` lines."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return lines

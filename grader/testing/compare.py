@@ -1,0 +1,270 @@
+"""Pure comparisons of a submission's output with the expected value.
+
+`compare` returns None when the values agree, or a Mismatch with a `summary` that never shows a
+value (safe in hidden tests) and a `detail` that does (shown where the test's author allows).
+Shape and dtype are checked strictly, and NaN is a mismatch unless `equal_nan` is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+# (rtol, atol) per dtype, as in torch.testing.assert_close
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+    "float32": (1.3e-6, 1e-5),
+    "float64": (1e-7, 1e-7),
+    "complex64": (1.3e-6, 1e-5),
+    "complex128": (1e-7, 1e-7),
+}
+PYTHON_FLOAT = (1e-7, 1e-9)
+SHOWN_ITEMS = 5
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    summary: str
+    detail: str = ""
+    where: str = ""
+
+    def located(self, where: str) -> Mismatch:
+        return replace(self, where=f"{where}{self.where}")
+
+    def describe(self, what: str = "the output", *, reveal: bool = False) -> str:
+        subject = f"{what}{self.where}"
+        text = f"{subject}: {self.summary}"
+        if reveal and self.detail:
+            text += f" ({self.detail})"
+        return text
+
+
+def default_tolerance(dtype: str) -> tuple[float, float]:
+    return TOLERANCES.get(dtype.removeprefix("torch."), (0.0, 0.0))
+
+
+def compare(
+    actual: Any,
+    expected: Any,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    equal_nan: bool = False,
+) -> Mismatch | None:
+    """None when `actual` matches `expected`; otherwise what differs."""
+    return _compare(actual, expected, rtol, atol, equal_nan)
+
+
+def _compare(
+    actual: Any, expected: Any, rtol: float | None, atol: float | None, equal_nan: bool
+) -> Mismatch | None:
+    torch = _torch()
+    if torch is not None and isinstance(expected, torch.Tensor):
+        return _tensor(actual, expected, rtol, atol, equal_nan, torch)
+    if isinstance(expected, np.ndarray):
+        return _array(actual, expected, rtol, atol, equal_nan)
+    if expected is None:
+        return None if actual is None else Mismatch(f"expected None, got {describe_type(actual)}")
+    if isinstance(expected, bool):
+        return _exact(actual, expected, bool)
+    if isinstance(expected, int):
+        return _exact(actual, expected, int)
+    if isinstance(expected, float):
+        return _float(actual, expected, rtol, atol, equal_nan)
+    if isinstance(expected, str | bytes):
+        return _exact(actual, expected, type(expected))
+    if isinstance(expected, list | tuple):
+        return _sequence(actual, expected, rtol, atol, equal_nan)
+    if isinstance(expected, dict):
+        return _mapping(actual, expected, rtol, atol, equal_nan)
+    if isinstance(expected, set | frozenset):
+        return _set(actual, expected)
+    raise TypeError(f"compare() does not know how to compare {type(expected).__qualname__}")
+
+
+def describe_type(value: Any) -> str:
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    if value is None:
+        return "None"
+    name = getattr(type(value), "__name__", "object")
+    if name == "RemoteObject" or name == "BoundName":
+        return f"an object ({value!r}) that cannot be compared"
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    return f"{article} {name}"
+
+
+def _exact(actual: Any, expected: Any, kind: type) -> Mismatch | None:
+    if type(actual) is not kind:
+        return Mismatch(f"expected {describe_type(expected)}, got {describe_type(actual)}")
+    if actual == expected:
+        return None
+    return Mismatch("differs from the expected value", f"got {_short(actual)}, expected {_short(expected)}")
+
+
+def _float(
+    actual: Any, expected: float, rtol: float | None, atol: float | None, equal_nan: bool
+) -> Mismatch | None:
+    if isinstance(actual, bool) or not isinstance(actual, int | float):
+        return Mismatch(f"expected a float, got {describe_type(actual)}")
+    actual = float(actual)
+    if math.isnan(actual) or math.isnan(expected):
+        if equal_nan and math.isnan(actual) and math.isnan(expected):
+            return None
+        return Mismatch(
+            "is NaN" if math.isnan(actual) else "should be NaN", f"got {actual!r}, expected {expected!r}"
+        )
+    r, a = (rtol if rtol is not None else PYTHON_FLOAT[0]), (atol if atol is not None else PYTHON_FLOAT[1])
+    if actual == expected or abs(actual - expected) <= a + r * abs(expected):
+        return None
+    return Mismatch(
+        f"differs by {abs(actual - expected):.3g} (tolerance {a + r * abs(expected):.3g})",
+        f"got {actual!r}, expected {expected!r}",
+    )
+
+
+def _sequence(actual: Any, expected: list[Any] | tuple[Any, ...], *tol: Any) -> Mismatch | None:
+    if type(actual) is not type(expected):
+        return Mismatch(f"expected {describe_type(expected)}, got {describe_type(actual)}")
+    if len(actual) != len(expected):
+        return Mismatch(f"has {len(actual)} items; expected {len(expected)}")
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        found = _compare(a, e, *tol)
+        if found is not None:
+            return found.located(f"[{i}]")
+    return None
+
+
+def _mapping(actual: Any, expected: dict[Any, Any], *tol: Any) -> Mismatch | None:
+    if not isinstance(actual, dict):
+        return Mismatch(f"expected a dict, got {describe_type(actual)}")
+    missing = [k for k in expected if k not in actual]
+    extra = [k for k in actual if k not in expected]
+    if missing or extra:
+        parts = [f"{len(missing)} key(s) missing"] if missing else []
+        parts += [f"{len(extra)} unexpected key(s)"] if extra else []
+        detail = []
+        if missing:
+            detail.append(f"missing {_few(missing)}")
+        if extra:
+            detail.append(f"unexpected {_few(extra)}")
+        return Mismatch(", ".join(parts), "; ".join(detail))
+    for key, value in expected.items():
+        found = _compare(actual[key], value, *tol)
+        if found is not None:
+            return found.located(f"[{_short(key)}]")
+    return None
+
+
+def _set(actual: Any, expected: set[Any] | frozenset[Any]) -> Mismatch | None:
+    if not isinstance(actual, set | frozenset):
+        return Mismatch(f"expected a set, got {describe_type(actual)}")
+    if actual == expected:
+        return None
+    missing, extra = expected - actual, actual - expected
+    return Mismatch(
+        f"{len(missing)} item(s) missing, {len(extra)} unexpected",
+        f"missing {_few(list(missing))}; unexpected {_few(list(extra))}",
+    )
+
+
+def _tensor(
+    actual: Any, expected: Any, rtol: float | None, atol: float | None, equal_nan: bool, torch: Any
+) -> Mismatch | None:
+    if not isinstance(actual, torch.Tensor):
+        return Mismatch(f"expected {describe_type(expected)}, got {describe_type(actual)}")
+    if tuple(actual.shape) != tuple(expected.shape):
+        return Mismatch(f"has shape {tuple(actual.shape)}; expected {tuple(expected.shape)}")
+    if actual.dtype != expected.dtype:
+        got, want = str(actual.dtype).removeprefix("torch."), str(expected.dtype).removeprefix("torch.")
+        return Mismatch(f"has dtype {got}; expected {want}")
+    a = actual.detach().cpu()
+    e = expected.detach().cpu()
+    if a.dtype == torch.bfloat16:
+        a, e = a.float(), e.float()
+    dtype = str(expected.dtype).removeprefix("torch.")
+    return _values(a.numpy(), e.numpy(), dtype, rtol, atol, equal_nan)
+
+
+def _array(
+    actual: Any, expected: np.ndarray, rtol: float | None, atol: float | None, equal_nan: bool
+) -> Mismatch | None:
+    if not isinstance(actual, np.ndarray):
+        return Mismatch(f"expected {describe_type(expected)}, got {describe_type(actual)}")
+    if actual.shape != expected.shape:
+        return Mismatch(f"has shape {actual.shape}; expected {expected.shape}")
+    if actual.dtype != expected.dtype:
+        return Mismatch(f"has dtype {actual.dtype}; expected {expected.dtype}")
+    return _values(actual, expected, str(expected.dtype), rtol, atol, equal_nan)
+
+
+def _values(
+    a: np.ndarray, e: np.ndarray, dtype: str, rtol: float | None, atol: float | None, equal_nan: bool
+) -> Mismatch | None:
+    default_r, default_a = default_tolerance(dtype)
+    r = default_r if rtol is None else rtol
+    t = default_a if atol is None else atol
+    if a.dtype.kind in "biu":
+        bad = a != e
+    else:
+        a64, e64 = (
+            a.astype(np.complex128 if a.dtype.kind == "c" else np.float64),
+            e.astype(np.complex128 if e.dtype.kind == "c" else np.float64),
+        )
+        with np.errstate(invalid="ignore", over="ignore"):
+            close = np.abs(a64 - e64) <= t + r * np.abs(e64)
+            close |= a64 == e64  # equal infinities
+        nan_a, nan_e = np.isnan(a64), np.isnan(e64)
+        if equal_nan:
+            close |= nan_a & nan_e
+        bad = ~close
+        nan_bad = nan_a & ~(nan_e & equal_nan)
+        if nan_bad.any():
+            first = _index(np.argwhere(nan_bad)[0])
+            count = int(nan_bad.sum())
+            return Mismatch(f"has {count} NaN value(s) where numbers were expected (first at index {first})")
+    if not bad.any():
+        return None
+    count, first = int(bad.sum()), np.argwhere(bad)[0]
+    index = _index(first)
+    at = tuple(int(i) for i in first)
+    if a.dtype.kind in "biu":
+        return Mismatch(
+            f"{count} of {a.size} values differ (first at index {index})",
+            f"got {a[at]!r}, expected {e[at]!r} there",
+        )
+    diff = np.abs(a.astype(np.float64) - e.astype(np.float64)) if a.dtype.kind != "c" else np.abs(a - e)
+    with np.errstate(invalid="ignore"):
+        worst = float(np.nanmax(np.where(bad, diff, 0)))
+    return Mismatch(
+        f"{count} of {a.size} values differ beyond tolerance (first at index {index}, "
+        f"largest difference {worst:.3g}; allowed {t:.1e} + {r:.1e} x |expected|)",
+        f"got {a[at]!r}, expected {e[at]!r} at index {index}",
+    )
+
+
+def _index(position: np.ndarray) -> str:
+    return "(" + ", ".join(str(int(i)) for i in position) + ("," if len(position) == 1 else "") + ")"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _few(values: list[Any]) -> str:
+    shown = ", ".join(_short(v, 40) for v in values[:SHOWN_ITEMS])
+    return shown + (f" and {len(values) - SHOWN_ITEMS} more" if len(values) > SHOWN_ITEMS else "")
+
+
+def _torch() -> Any:
+    import sys
+
+    return sys.modules.get("torch")

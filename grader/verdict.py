@@ -1,0 +1,167 @@
+"""Verdicts: what the harness observed about one submission, and nothing the runner claimed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = 1
+MESSAGE_CHARS = 1000
+
+
+class Status(StrEnum):
+    """A verdict's status. `severity` orders them: the overall status is the most severe one
+    that applies (a crash outranks a failed test, a failed test outranks being slow)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    TOO_SLOW = "too_slow"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    RUNTIME_ERROR = "runtime_error"
+    REJECTED = "rejected"
+    SYSTEM_ERROR = "system_error"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    @property
+    def earned(self) -> bool:
+        """A verdict the student earned (pass or not), as opposed to our own failure."""
+        return self is not Status.SYSTEM_ERROR
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_SEVERITY = {
+    Status.PASSED: 0,
+    Status.TOO_SLOW: 1,
+    Status.FAILED: 2,
+    Status.RUNTIME_ERROR: 3,
+    Status.OUTPUT_LIMIT: 4,
+    Status.MEMORY_LIMIT: 5,
+    Status.TIMEOUT: 6,
+    Status.REJECTED: 7,
+    Status.SYSTEM_ERROR: 8,
+}
+_LABELS = {
+    Status.PASSED: "Passed",
+    Status.FAILED: "Failed",
+    Status.TOO_SLOW: "Correct but too slow",
+    Status.TIMEOUT: "Time limit exceeded",
+    Status.MEMORY_LIMIT: "Memory limit exceeded",
+    Status.OUTPUT_LIMIT: "Output limit exceeded",
+    Status.RUNTIME_ERROR: "Runtime error",
+    Status.REJECTED: "Rejected",
+    Status.SYSTEM_ERROR: "System error (ours, not yours)",
+}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    return max(statuses, key=lambda s: s.severity, default=Status.PASSED)
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"  # a check did not hold
+    ERROR = "error"  # the test could not complete (the submission raised, or the runner died)
+    TOO_SLOW = "too_slow"  # correct outputs, but a performance threshold was missed
+    SKIPPED = "skipped"  # not run on purpose (performance tests after a failure)
+
+
+class TestResult(BaseModel):
+    name: str
+    visibility: str  # "public" | "hidden"
+    outcome: Outcome
+    message: str = ""
+    hint: str = ""
+    duration_s: float = 0.0
+    weight: float = 1.0
+    description: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+
+class PerfResult(BaseModel):
+    """One performance measurement: the submission against the reference, as a ratio."""
+
+    name: str
+    metric: str  # "time" | "memory" | "allocation" | "flops" | "ops"
+    ratio: float  # submission / reference (median for time)
+    threshold: float
+    tolerance: float
+    passed: bool
+    decided_by: str  # "ci" | "median" | "clear-cut" | "single"
+    ci_low: float | None = None
+    ci_high: float | None = None
+    submission_value: float = 0.0  # median absolute figure (seconds, bytes, flops)
+    reference_value: float = 0.0
+    unit: str = ""
+    pairs: int = 0
+    runner_reported: bool = False  # measured inside the submission's own process
+    source: str = ""  # "cgroup" | "procfs" | "probe"
+    wall_ratio: float | None = None  # secondary figure for time: wall-clock ratio
+    samples: list[list[float]] = Field(default_factory=list)
+    test: str = ""
+
+
+class Timings(BaseModel):
+    static_s: float = 0.0
+    sandbox_start_s: float = 0.0
+    runtime_import_s: float = 0.0
+    submission_import_s: float = 0.0
+    tests_s: float = 0.0
+    performance_s: float = 0.0
+    total_s: float = 0.0
+
+
+class Provenance(BaseModel):
+    exercise: str
+    exercise_version: str
+    submission_sha256: str
+    sandbox: str = ""
+    image: str | None = None
+    python: str = ""
+    torch: str | None = None
+    device: str = "cpu"
+    grader_version: str = ""
+    seed: int = 0
+    measured_by: str = ""
+    graded_at: str = ""
+
+
+class Verdict(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    status: Status
+    summary: str
+    message: str = ""  # why, for rejected, runtime errors and system errors
+    score: float = 0.0
+    max_score: float = 0.0
+    tests: list[TestResult] = Field(default_factory=list)
+    performance: list[PerfResult] = Field(default_factory=list)
+    output: str = ""
+    output_bytes: int = 0
+    output_truncated: bool = False
+    limits: dict[str, Any] = Field(default_factory=dict)
+    timings: Timings = Field(default_factory=Timings)
+    provenance: Provenance
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASSED
+
+    def failing_tests(self) -> list[TestResult]:
+        return [t for t in self.tests if t.outcome not in (Outcome.PASSED, Outcome.SKIPPED)]
+
+
+def truncate(text: str, limit: int = MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 15] + " ...[truncated]"

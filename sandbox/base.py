@@ -1,0 +1,206 @@
+"""The sandbox interface: a backend starts a runner process; the process is measured from outside."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from sandbox.cgroups import CgroupSet
+from sandbox.policy import Limits
+
+
+class SandboxError(Exception):
+    """We could not start or run a sandbox: our failure, never the submission's."""
+
+
+class SandboxUnavailable(SandboxError):
+    """This backend cannot run on this host (missing tool, no permission); carries the reason."""
+
+
+class Sandbox(ABC):
+    """A sandbox backend. `start` launches one fresh runner, used for one submission only."""
+
+    name: ClassVar[str]
+    trusted_code_only: ClassVar[bool] = False
+
+    @abstractmethod
+    def start(self, limits: Limits) -> SandboxProcess:
+        """Start a runner under `limits`; its pipes speak the codec protocol."""
+
+    def check(self) -> None:  # noqa: B027 - most backends have nothing to check
+        """Raise SandboxUnavailable with the reason when this backend cannot run here."""
+
+    @property
+    def image(self) -> str | None:
+        return None
+
+
+class SandboxProcess:
+    """A running runner: its pipes, and what can be measured of it from outside.
+
+    CPU time and peak memory come from the sandbox's cgroup when it has one, otherwise from the
+    host's /proc entry of the runner process. Neither is ever asked of the runner itself.
+    """
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        *,
+        backend: str,
+        cgroup: CgroupSet | None,
+        nested: bool,
+        cleanup: Callable[[], None] | None = None,
+    ) -> None:
+        self.popen = popen
+        self.backend = backend
+        self.cgroup = cgroup
+        self.nested = nested  # the runner is a descendant of the process we started
+        self._cleanup = cleanup
+        self.runner_pid: int | None = None if nested else popen.pid
+        self.killed = False
+        self.closed = False
+        if popen.stdin is None or popen.stdout is None or popen.stderr is None:
+            raise SandboxError("a sandbox needs pipes on stdin, stdout and stderr")
+        self.stdin = popen.stdin.fileno()
+        self.stdout = popen.stdout.fileno()
+        self.stderr = popen.stderr.fileno()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def measured_by(self) -> str:
+        return "cgroup" if self.cgroup is not None else "procfs"
+
+    def locate_runner(self) -> None:
+        """Find the runner's host pid. Call before any submission code runs: then the runner is
+        the only, and deepest, descendant of the process we started."""
+        if self.runner_pid is not None:
+            return
+        chain = [self.pid]
+        while True:
+            children = _children(chain[-1])
+            if not children:
+                break
+            chain.append(min(children))
+        self.runner_pid = chain[-1]
+
+    # ------------------------------------------------------------- measurements
+
+    def cpu_ns(self) -> int:
+        if self.cgroup is not None:
+            return self.cgroup.cpu_ns()
+        return _process_cpu_ns(self._runner())
+
+    def memory_bytes(self) -> int:
+        if self.cgroup is not None:
+            return self.cgroup.memory_bytes()
+        return _status_kb(self._runner(), "VmRSS") * 1024
+
+    def memory_peak_bytes(self) -> int:
+        if self.cgroup is not None:
+            return self.cgroup.memory_peak_bytes()
+        return _status_kb(self._runner(), "VmHWM") * 1024
+
+    def reset_memory_peak(self) -> bool:
+        if self.cgroup is not None and self.cgroup.reset_memory_peak():
+            return True
+        try:
+            Path(f"/proc/{self._runner()}/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return True
+
+    def oom_killed(self) -> bool:
+        if self.cgroup is None:
+            return False
+        try:
+            return self.cgroup.oom_kills() > 0
+        except OSError:
+            return False
+
+    def _runner(self) -> int:
+        self.locate_runner()
+        return self.runner_pid if self.runner_pid is not None else self.pid
+
+    # ------------------------------------------------------------- lifecycle
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        self.killed = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.kill_all()
+
+    def close(self) -> None:
+        """Kill everything the sandbox started and remove all trace of it."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.popen.poll() is None:
+            self.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            if self.cgroup is not None:
+                self.cgroup.remove()
+        finally:
+            if self._cleanup is not None:
+                self._cleanup()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _process_cpu_ns(pid: int) -> int:
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

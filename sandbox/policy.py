@@ -1,0 +1,206 @@
+"""Sandbox policy as data: the limits, and the one place that turns them into a command line.
+
+Everything here is pure: unit tests assert on what these functions return, without a sandbox.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SANDBOX_UID = 65534  # nobody: the runner never holds a uid that owns anything on the host
+WORK_DIR = "/work"
+RUNTIME_DIR = "/opt/grader/runtime"
+SITE_DIR = "/opt/grader/site"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandbox, declared per exercise on top of these defaults."""
+
+    wall_seconds: float = 120.0  # the whole sandbox lifetime, tests and performance phase included
+    call_seconds: float = 20.0  # one call from a correctness test
+    cpu_seconds: int = 180
+    memory_mb: int = 2048
+    pids: int = 64
+    output_kb: int = 256  # everything the submission prints, stdout and stderr together
+    disk_mb: int = 64
+    open_files: int = 256
+    message_mb: int = 256  # the largest frame the harness accepts from the runner
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not value > 0:
+                raise ValueError(f"limit {name} must be positive, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], base: Limits | None = None) -> Limits:
+        merged = {**asdict(base or cls()), **data}
+        unknown = set(merged) - set(asdict(cls()))
+        if unknown:
+            raise ValueError(f"unknown limit(s): {', '.join(sorted(unknown))}")
+        return cls(**merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One entry of the sandbox's filesystem: a read-only bind, a directory, or a symlink."""
+
+    kind: str  # "ro-bind" | "dir" | "symlink" | "mask"
+    target: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the runner needs from the host: its interpreter and libraries, nothing else."""
+
+    mounts: tuple[Mount, ...]
+    python: str
+    site_dirs: tuple[str, ...]
+    runtime_dir: str = RUNTIME_DIR
+    extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def bootstrap(self) -> list[str]:
+        code = (
+            f"import sys; sys.path[:0] = [{self.runtime_dir!r}]; sys.path += {list(self.site_dirs)!r}; "
+            "from grader.runner.server import main; main()"
+        )
+        return [self.python, "-I", "-S", "-B", "-c", code]
+
+
+# Syscalls the runner never needs; denied with EPERM by the seccomp filter (defence in depth: the
+# runner already holds no capabilities and no privileged uid).
+DENIED_SYSCALLS: tuple[str, ...] = (
+    "acct", "add_key", "bpf", "chroot", "clock_adjtime", "clock_settime", "delete_module",
+    "fanotify_init", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "init_module",
+    "io_uring_enter", "io_uring_register", "io_uring_setup", "ioperm", "iopl", "kexec_file_load",
+    "kexec_load", "keyctl", "lookup_dcookie", "mount", "mount_setattr", "move_mount",
+    "name_to_handle_at", "open_by_handle_at", "open_tree", "perf_event_open", "pivot_root",
+    "process_vm_readv", "process_vm_writev", "ptrace", "quotactl", "reboot", "request_key",
+    "setdomainname", "sethostname", "setns", "settimeofday", "swapoff", "swapon", "syslog",
+    "umount2", "unshare", "userfaultfd", "vhangup",
+)  # fmt: skip
+# clone() is allowed for threads and processes but not for new namespaces; clone3() answers ENOSYS
+# so that libc falls back to clone(), whose flags a classic filter can inspect.
+CLONE_NAMESPACE_FLAGS: tuple[int, ...] = (
+    0x00020000,  # CLONE_NEWNS
+    0x02000000,  # CLONE_NEWCGROUP
+    0x04000000,  # CLONE_NEWUTS
+    0x08000000,  # CLONE_NEWIPC
+    0x10000000,  # CLONE_NEWUSER
+    0x20000000,  # CLONE_NEWPID
+    0x40000000,  # CLONE_NEWNET
+)
+ENOSYS_SYSCALLS: tuple[str, ...] = ("clone3",)
+DENY_ERRNO = errno.EPERM
+
+
+def runner_env(limits: Limits) -> dict[str, str]:
+    """The runner's whole environment: nothing inherited, nothing secret, one thread."""
+    return {
+        "HOME": WORK_DIR,
+        "TMPDIR": f"{WORK_DIR}/tmp",
+        "LANG": "C.UTF-8",
+        "PATH": "/usr/bin",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        # Same allocator settings in every runner, and large blocks returned to the OS at once,
+        # so that peak memory measured from outside reflects what a call really allocated.
+        "MALLOC_ARENA_MAX": "2",
+        "MALLOC_MMAP_THRESHOLD_": "65536",
+        "MALLOC_TRIM_THRESHOLD_": "131072",
+    }
+
+
+def rlimit_argv(limits: Limits, *, memory_by_cgroup: bool, pids_by_cgroup: bool) -> list[str]:
+    """`prlimit` options: the limits that hold per process whether or not cgroups exist."""
+    cpu = int(limits.cpu_seconds)
+    disk = limits.disk_mb * 1024 * 1024
+    argv = [
+        "prlimit",
+        f"--cpu={cpu}:{cpu + 1}",
+        f"--nofile={limits.open_files}:{limits.open_files}",
+        "--core=0:0",
+        f"--fsize={disk}:{disk}",
+        "--memlock=0:0",
+    ]
+    if not memory_by_cgroup:
+        memory = limits.memory_mb * 1024 * 1024
+        argv.append(f"--data={memory}:{memory}")
+    if not pids_by_cgroup:
+        argv.append(f"--nproc={limits.pids}:{limits.pids}")
+    return [*argv, "--"]
+
+
+def bwrap_argv(
+    limits: Limits,
+    layout: Layout,
+    *,
+    seccomp_fd: int | None,
+    uid: int = SANDBOX_UID,
+) -> list[str]:
+    """The bubblewrap command line that starts one runner.
+
+    bwrap runs as root without a user namespace and `setpriv` drops the runner to an unprivileged
+    host uid, so the runner owns nothing on the host even through the read-only binds.
+    """
+    argv = [
+        "bwrap",
+        "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+        "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox",
+    ]  # fmt: skip
+    argv += _mount_argv(layout.mounts)
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--perms", "0777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", WORK_DIR]
+    argv += ["--perms", "1777", "--dir", f"{WORK_DIR}/tmp", "--symlink", f"{WORK_DIR}/tmp", "/tmp"]
+    argv += ["--chdir", WORK_DIR]
+    env = {**runner_env(limits), **dict(layout.extra_env)}
+    for key in sorted(env):
+        argv += ["--setenv", key, env[key]]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    argv += ["--", *setpriv_argv(uid), *layout.bootstrap()]
+    return argv
+
+
+def setpriv_argv(uid: int) -> list[str]:
+    return [
+        "/usr/bin/setpriv",
+        f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--",
+    ]  # fmt: skip
+
+
+def _mount_argv(mounts: Sequence[Mount]) -> list[str]:
+    argv: list[str] = []
+    for mount in mounts:
+        if mount.kind == "ro-bind":
+            argv += ["--ro-bind", mount.source, mount.target]
+        elif mount.kind == "dir":
+            argv += ["--perms", "0755", "--dir", mount.target]
+        elif mount.kind == "symlink":
+            argv += ["--symlink", mount.source, mount.target]
+        elif mount.kind == "mask":
+            argv += ["--ro-bind", "/dev/null", mount.target]
+        else:
+            raise ValueError(f"unknown mount kind {mount.kind!r}")
+    return argv
+
+
+def cgroup_join_argv(procs_files: Sequence[str]) -> list[str]:
+    """A shell prefix that moves itself into the sandbox's cgroups, then execs the rest.
+
+    The paths are ours (generated names under our own cgroup directories), passed as arguments,
+    never spliced into the script.
+    """
+    script = (
+        'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"'
+    )
+    return ["/bin/sh", "-c", script, "sandbox-join", str(len(procs_files)), *procs_files]
