@@ -241,7 +241,8 @@ def _load_wrong(path: Path, problems: list[str]) -> WrongVariant | None:
 
 
 def _order(exercises: dict[str, Exercise], track_ids: list[str]) -> tuple[list[str], list[str]]:
-    """Topological order, earlier tracks and lower levels first; or the cycle that prevents one."""
+    """A topological order (prerequisites first) that otherwise prefers earlier tracks, then lower
+    levels; or the cycle that prevents one. `Catalog.by_track` keeps this order within a track."""
     rank = {t: i for i, t in enumerate(track_ids)}
     pending = {
         s: {p for p in e.spec.prerequisites if p in exercises and p != s} for s, e in exercises.items()
@@ -263,13 +264,8 @@ def _order(exercises: dict[str, Exercise], track_ids: list[str]) -> tuple[list[s
                 if not deps:
                     heapq.heappush(ready, key(other))
     if len(order) == len(exercises):
-        return _group_by_track(order, exercises, track_ids), []
+        return order, []
     return order, _find_cycle({s: d for s, d in pending.items() if s not in order})
-
-
-def _group_by_track(order: list[str], exercises: dict[str, Exercise], track_ids: list[str]) -> list[str]:
-    grouped = [s for t in track_ids for s in order if exercises[s].spec.track == t]
-    return grouped + [s for s in order if s not in grouped]
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str]:

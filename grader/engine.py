@@ -132,6 +132,9 @@ def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, 
     if session.import_error is not None:
         statuses.append(Status.RUNTIME_ERROR)
         message = f"your module failed to import: {session.import_error}"
+    for implied, why in session.implied:
+        statuses.append(implied)
+        message = message or why
     if any(r.outcome in (Outcome.FAILED, Outcome.ERROR) for r in results):
         statuses.append(Status.FAILED)
     if any(r.outcome is Outcome.TOO_SLOW for r in results):

@@ -382,7 +382,10 @@ class RemoteObject:
         return iter(self._client.request({"op": "iter", "obj": self._id}, what="iterating").value)
 
     def __len__(self) -> int:
-        size = self.call("__len__")
+        try:
+            size = self.call("__len__")
+        except AttributeError:
+            raise TypeError(f"{self._type} has no len()") from None
         if type(size) is not int:
             raise TypeError("__len__ did not return an int")
         return size

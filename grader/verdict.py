@@ -77,6 +77,8 @@ class Outcome(StrEnum):
 
 
 class TestResult(BaseModel):
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str
     visibility: str  # "public" | "hidden"
     outcome: Outcome

@@ -9,6 +9,7 @@ unless the test is marked `@pytest.mark.feedback("full")`.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from grader.measurement.protocol import PerformanceInconclusive
 from grader.remote import MissingName, RemoteError, RunnerDied
 from grader.testing.asserts import GradingFailure
-from grader.verdict import Outcome, PerfResult, truncate
+from grader.verdict import Outcome, PerfResult, Status, truncate
 
 
 class TooSlow(Exception):
@@ -42,6 +43,19 @@ class Feedback:
     message: str
     hint: str = ""
     system_error: str = ""  # set when the failure is ours, not the submission's
+    status: Status | None = None  # a verdict status this failure implies (a resource ran out)
+
+
+# The submission ran out of a sandbox resource: a limit, not a bug in its logic.
+RESOURCE_ERRNOS = {
+    errno.ENOSPC: "the sandbox's disk is full",
+    errno.EDQUOT: "the sandbox's disk is full",
+    errno.EFBIG: "a file grew past the sandbox's disk limit",
+    errno.EMFILE: "too many open files",
+    errno.ENFILE: "too many open files",
+    errno.EAGAIN: "too many processes or threads",
+}
+OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory")
 
 
 def explain(exc: BaseException, *, public: bool, source: str, module: str, doc: str = "") -> Feedback:
@@ -81,8 +95,18 @@ def _remote(exc: RemoteError, *, public: bool, source: str, module: str) -> Feed
             f"NotImplementedError{where}",
             "this function still holds the skeleton's placeholder: replace the `raise` with your code",
         )
-    if exc.type_name in ("MemoryError",):
-        return Feedback(Outcome.ERROR, f"your code ran out of memory{where}")
+    message = exc.remote_message.lower()
+    if exc.type_name == "MemoryError" or (
+        exc.type_name == "RuntimeError" and any(m in message for m in OUT_OF_MEMORY)
+    ):
+        return Feedback(
+            Outcome.ERROR, f"memory limit: your code ran out of memory{where}", status=Status.MEMORY_LIMIT
+        )
+    code = exc.info.get("errno")
+    if isinstance(code, int) and code in RESOURCE_ERRNOS and "OSError" in exc.info.get("bases", []):
+        return Feedback(Outcome.ERROR, f"{RESOURCE_ERRNOS[code]}{where}", status=Status.RUNTIME_ERROR)
+    if exc.type_name == "RuntimeError" and "can't start new thread" in message:
+        return Feedback(Outcome.ERROR, f"too many processes or threads{where}", status=Status.RUNTIME_ERROR)
     text = f"your code raised {exc.type_name}"
     if public and exc.remote_message:
         text += f": {exc.remote_message}"

@@ -8,6 +8,7 @@ test), and `device`. Markers: `performance` (run last, only once every correctne
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import sys
@@ -150,15 +151,15 @@ class GradingPlugin:
         )
         hint_marker = item.get_closest_marker("hint")
         if not feedback.hint and hint_marker is not None and hint_marker.args:
-            feedback = Feedback(
-                feedback.outcome, feedback.message, str(hint_marker.args[0]), feedback.system_error
-            )
+            feedback = dataclasses.replace(feedback, hint=str(hint_marker.args[0]))
         return feedback
 
     def _record(self, item: pytest.Item, state: dict[str, Any]) -> None:
         feedback: Feedback = state["feedback"] or Feedback(Outcome.ERROR, "the test did not report a result")
         if feedback.system_error and not self.session.system_error:
             self.session.system_error = feedback.system_error
+        if feedback.status is not None:
+            self.session.implied.append((feedback.status, feedback.message))
         weight = item.get_closest_marker("weight")
         self.session.results.append(
             TestResult(

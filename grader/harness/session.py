@@ -17,7 +17,7 @@ from grader.catalog import Exercise
 from grader.events import Event, EventSink, ignore
 from grader.harness.feedback import SubmissionImportError, locate
 from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
-from grader.verdict import PerfResult, TestResult, Timings
+from grader.verdict import PerfResult, Status, TestResult, Timings
 from sandbox import Sandbox
 
 _REFERENCES: dict[str, ModuleType] = {}
@@ -47,6 +47,7 @@ class GradingSession:
         self.results: list[TestResult] = []
         self.performance: list[PerfResult] = []
         self.system_error = ""
+        self.implied: list[tuple[Status, str]] = []  # statuses failures implied (resources ran out)
         self.runtime: dict[str, Any] = {}
         self.student: RunnerClient | None = None
         self.module: RemoteModule | None = None

@@ -318,6 +318,7 @@ def _error_info(exc: BaseException, module_path: str) -> dict[str, Any]:
         "message": _safe_str(exc),
         "frames": frames[-MAX_FRAMES:],
         "exit_code": exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else None,
+        "errno": exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else None,
     }
 
 
@@ -341,10 +342,12 @@ def _flush_std() -> None:
 
 def main() -> None:
     proto_in, proto_out = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
+    # stdin becomes a pipe nobody writes to: input() waits (and runs into the time limit) rather
+    # than reading the protocol. stdout joins stderr, so prints never reach the protocol.
+    quiet, _keep_open = os.pipe()
+    os.dup2(quiet, 0)
     os.dup2(2, 1)
-    os.close(devnull)
+    os.close(quiet)
     sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
     sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115

@@ -219,8 +219,9 @@ def _values(
             e.astype(np.complex128 if e.dtype.kind == "c" else np.float64),
         )
         with np.errstate(invalid="ignore", over="ignore"):
-            close = np.abs(a64 - e64) <= t + r * np.abs(e64)
-            close |= a64 == e64  # equal infinities
+            # an infinity is only close to the same infinity, never "within tolerance" of one
+            close = (np.abs(a64 - e64) <= t + r * np.abs(e64)) & np.isfinite(e64)
+            close |= a64 == e64
         nan_a, nan_e = np.isnan(a64), np.isnan(e64)
         if equal_nan:
             close |= nan_a & nan_e
@@ -238,7 +239,7 @@ def _values(
     if a.dtype.kind in "biu":
         return Mismatch(
             f"{count} of {a.size} values differ (first at index {index})",
-            f"got {a[at]!r}, expected {e[at]!r} there",
+            f"got {a[at].item()!r}, expected {e[at].item()!r} there",
         )
     diff = np.abs(a.astype(np.float64) - e.astype(np.float64)) if a.dtype.kind != "c" else np.abs(a - e)
     with np.errstate(invalid="ignore"):
@@ -246,7 +247,7 @@ def _values(
     return Mismatch(
         f"{count} of {a.size} values differ beyond tolerance (first at index {index}, "
         f"largest difference {worst:.3g}; allowed {t:.1e} + {r:.1e} x |expected|)",
-        f"got {a[at]!r}, expected {e[at]!r} at index {index}",
+        f"got {a[at].item()!r}, expected {e[at].item()!r} at index {index}",
     )
 
 

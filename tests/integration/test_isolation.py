@@ -1,0 +1,258 @@
+"""What a submission can see and do inside the bwrap sandbox, probed from inside."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grader.remote import RemoteModule, RunnerClient
+from sandbox import Limits, Sandbox, cgroups
+from sandbox.policy import SANDBOX_UID, runner_env
+
+pytestmark = pytest.mark.sandbox
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = r"""
+import ctypes, errno, os, socket
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def identity():
+    return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": os.getgroups(),
+            "status": {k: v.strip() for k, v in (l.split(":", 1) for l in open("/proc/self/status"))
+                       if k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")}}
+
+
+def environment():
+    return dict(os.environ)
+
+
+def find(names):
+    found = []
+    for top, dirs, files in os.walk("/"):
+        if top.startswith(("/proc", "/sys", "/dev")):
+            dirs[:] = []
+            continue
+        found += [os.path.join(top, f) for f in files + dirs if f in names]
+    return found
+
+
+def exists(paths):
+    return [p for p in paths if os.path.exists(p)]
+
+
+def connect(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def connect_unix(path):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def resolve(name):
+    try:
+        return socket.gethostbyname(name)
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def interfaces():
+    return sorted(name for _, name in socket.if_nameindex())
+
+
+def write(path):
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+        return "written"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, "?")
+
+
+def fill_disk():
+    try:
+        with open("/work/big", "wb") as f:
+            while True:
+                f.write(b"\0" * (1 << 20))
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, "?")
+
+
+def syscalls():
+    def err(result):
+        return "ok" if result == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+    out = {
+        "unshare_user": err(libc.unshare(0x10000000)),
+        "unshare_net": err(libc.unshare(0x40000000)),
+        "mount": err(libc.mount(b"none", b"/work", b"tmpfs", 0, None)),
+        "ptrace": err(libc.ptrace(0, 0, None, None)),
+        "chroot": err(libc.chroot(b"/work")),
+    }
+    try:
+        os.kill(1, 9)
+        out["kill_init"] = "ok"
+    except OSError as exc:
+        out["kill_init"] = errno.errorcode.get(exc.errno, "?")
+    try:
+        os.mknod("/work/null", 0o600 | 0o020000, os.makedev(1, 3))
+        out["mknod"] = "ok"
+    except OSError as exc:
+        out["mknod"] = errno.errorcode.get(exc.errno, "?")
+    return out
+
+
+def fork_bomb():
+    children = []
+    try:
+        while True:
+            pid = os.fork()
+            if pid == 0:
+                import time
+                time.sleep(60)
+                os._exit(0)
+            children.append(pid)
+    except OSError as exc:
+        return len(children), errno.errorcode.get(exc.errno, "?")
+
+
+def daemon():
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            import time
+            time.sleep(600)
+        os._exit(0)
+    return True
+"""
+
+
+@pytest.fixture
+def probe(bwrap: Sandbox) -> Iterator[RemoteModule]:
+    limits = Limits(call_seconds=30, disk_mb=8, pids=16, memory_mb=512)
+    client = RunnerClient(bwrap.start(limits), limits)
+    try:
+        client.handshake()
+        client.init(preload=[], device="cpu", forbidden=[])
+        yield RemoteModule(client, "probe", client.load("probe", PROBE))
+    finally:
+        client.close()
+
+
+def test_runs_as_nobody_without_capabilities(probe: RemoteModule) -> None:
+    me = probe.identity()
+    assert (me["uid"], me["euid"], me["gid"], me["groups"]) == (SANDBOX_UID, SANDBOX_UID, SANDBOX_UID, [])
+    assert me["status"]["CapEff"] == me["status"]["CapPrm"] == me["status"]["CapBnd"] == "0000000000000000"
+    assert me["status"]["NoNewPrivs"] == "1" and me["status"]["Seccomp"] == "2"
+
+
+def test_environment_is_empty_of_ours(probe: RemoteModule, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADER_SECRET_CANARY", "s3cr3t")
+    env = probe.environment()
+    assert set(env) <= set(runner_env(Limits())) | {"PWD", "LC_CTYPE"}
+    assert "s3cr3t" not in str(env)
+
+
+def test_no_hidden_tests_solutions_or_repository_inside(probe: RemoteModule) -> None:
+    found = probe.find(
+        ["test_hidden.py", "solution.py", "solutions", "exercise.toml", "tracks.toml", "DESIGN.md"]
+    )
+    assert found == []
+    assert (
+        probe.exists([str(ROOT), str(ROOT / "solutions"), str(ROOT / "var"), "/root/.ssh", "/etc/passwd"])
+        == []
+    )
+
+
+def test_no_network_not_even_loopback_to_the_host(probe: RemoteModule, tmp_path: Path) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept(), daemon=True).start()
+    unix_path = str(tmp_path / "host.sock")
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(unix_path)
+    unix.listen()
+    try:
+        assert probe.connect("127.0.0.1", port) == "ConnectionRefusedError"
+        assert probe.connect("1.1.1.1", 443) in ("OSError", "TimeoutError")
+        assert probe.connect_unix(unix_path) == "FileNotFoundError"
+        assert probe.resolve("pypi.org") == "gaierror"
+        assert probe.interfaces() == ["lo"]
+    finally:
+        server.close()
+        unix.close()
+
+
+def test_only_the_work_dir_is_writable_and_it_is_capped(probe: RemoteModule) -> None:
+    assert probe.write("/work/ok.txt") == "written"
+    assert probe.write("/tmp/ok.txt") == "written"
+    for path in (
+        "/escape.txt",
+        "/usr/lib/x.txt",
+        "/opt/grader/runtime/grader/codec.py",
+        "/proc/sys/kernel/x",
+    ):
+        assert probe.write(path) in ("EROFS", "EACCES", "ENOENT", "EPERM"), path
+    assert probe.fill_disk() == "ENOSPC"
+
+
+def test_dangerous_syscalls_are_refused(probe: RemoteModule) -> None:
+    assert probe.syscalls() == {
+        "unshare_user": "EPERM",
+        "unshare_net": "EPERM",
+        "mount": "EPERM",
+        "ptrace": "EPERM",
+        "chroot": "EPERM",
+        "kill_init": "EPERM",
+        "mknod": "EPERM",
+    }
+
+
+def test_fork_bombs_hit_the_pids_limit(probe: RemoteModule) -> None:
+    count, error = probe.fork_bomb()
+    assert error == "EAGAIN" and count < 16
+
+
+def test_nothing_outlives_the_sandbox(bwrap: Sandbox) -> None:
+    limits = Limits(call_seconds=10)
+    client = RunnerClient(bwrap.start(limits), limits)
+    client.handshake()
+    client.init(preload=[], device="cpu", forbidden=[])
+    module = RemoteModule(client, "probe", client.load("probe", PROBE))
+    assert module.daemon() is True
+    group = client.process.cgroup
+    assert group is not None and len(group.pids()) >= 3
+    client.close()
+    assert _processes_of(SANDBOX_UID) == []
+    assert not any(d.exists() for d in group.directories())
+
+
+def _processes_of(uid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_the_host_has_real_cgroups_for_limits() -> None:
+    kind, _ = cgroups.discover()
+    assert kind in ("v1", "v2"), "memory and pids limits need cgroups on the CI host"

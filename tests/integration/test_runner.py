@@ -1,0 +1,198 @@
+"""The runner protocol against real runners, in both local backends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from grader.remote import File, MissingName, RemoteModule, RemoteObject, RunnerClient, RunnerDied
+from grader.verdict import Status
+from sandbox import Limits, Sandbox
+
+pytestmark = pytest.mark.sandbox
+
+SOURCE = """
+import os, sys, time, torch
+
+print("hello at import")
+sys.stdout.write("GRF1\\x00\\x00\\x00\\x10 not a frame\\n")
+
+
+def double(x, offset=0):
+    return x * 2 + offset
+
+
+def fail(n):
+    raise KeyError(f"missing {n}")
+
+
+class Counter:
+    def __init__(self, start):
+        self.value = start
+        self.weights = torch.zeros(2)
+
+    def bump(self, by=1):
+        self.value += by
+        return self.value
+
+    def items(self):
+        return iter(range(3))
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def tell_parent():
+    return os.getppid()
+
+
+def spin():
+    while True:
+        pass
+
+
+def sleep():
+    time.sleep(1e9)
+
+
+def ask():
+    return input()
+
+
+def hog():
+    chunks = []
+    while True:
+        chunks.append(b"x" * (64 << 20))
+
+
+def shout():
+    while True:
+        print("y" * 10000)
+
+
+def leave():
+    sys.exit(3)
+
+
+def vanish():
+    os._exit(0)
+
+
+def weird():
+    return object()
+
+
+def sparse():
+    return torch.eye(3).to_sparse()
+"""
+
+
+@pytest.fixture
+def module(any_backend: Sandbox) -> Iterator[RemoteModule]:
+    limits = Limits(call_seconds=3, wall_seconds=60, memory_mb=512, output_kb=64)
+    client = RunnerClient(any_backend.start(limits), limits)
+    try:
+        client.handshake()
+        client.init(preload=["torch"], device="cpu", forbidden=[])
+        yield RemoteModule(client, "mod", client.load("mod", SOURCE))
+    finally:
+        client.close()
+
+
+def client_of(module: RemoteModule) -> RunnerClient:
+    return object.__getattribute__(module, "_client")  # type: ignore[no-any-return]
+
+
+def test_calls_and_values(module: RemoteModule) -> None:
+    x = torch.arange(4.0)
+    assert torch.equal(module.double(x, offset=1), x * 2 + 1)
+    assert module.double("ab", offset="!") == "abab!"
+
+
+def test_prints_never_disturb_the_protocol(module: RemoteModule) -> None:
+    assert module.double(3) == 6
+    client = client_of(module)
+    client.drain_output()
+    assert "hello at import" in client.output.text()
+    assert "GRF1" in client.output.text()
+
+
+def test_remote_objects(module: RemoteModule) -> None:
+    counter = module.Counter(5)
+    assert isinstance(counter, RemoteObject)
+    assert counter.bump(by=2) == 7 and counter.value == 7
+    assert counter.attr("weights.shape") == (2,)
+    counter.value = 10
+    assert counter.bump() == 11
+    assert list(counter.items()) == [0, 1, 2]
+    assert counter != module.Counter(5) and counter == counter
+
+
+def test_exceptions_keep_their_type_and_place(module: RemoteModule) -> None:
+    with pytest.raises(KeyError) as info:
+        module.fail(4)
+    assert info.value.frames[-1][1] == "fail"  # type: ignore[attr-defined]
+    with pytest.raises(MissingName, match="mod.py does not define nothing_here"):
+        module.nothing_here()
+
+
+def test_files(module: RemoteModule) -> None:
+    assert module.read(File("naïve text".encode(), "../../etc/passwd")) == "naïve text"
+
+
+def test_unsendable_results_become_handles_or_errors(module: RemoteModule) -> None:
+    assert isinstance(module.weird(), RemoteObject)
+    with pytest.raises(Exception, match="cannot be sent back"):
+        module.sparse()
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "words"),
+    [
+        ("spin", Status.TIMEOUT, "no answer within 3 s"),
+        ("sleep", Status.TIMEOUT, "no answer within 3 s"),
+        ("ask", Status.TIMEOUT, "no answer within 3 s"),
+        ("hog", Status.MEMORY_LIMIT, "memory"),
+        ("shout", Status.OUTPUT_LIMIT, "printed more than 64 KB"),
+        ("leave", Status.RUNTIME_ERROR, "sys.exit(3)"),
+        ("vanish", Status.RUNTIME_ERROR, "exited"),
+    ],
+)
+def test_runner_deaths_are_classified_from_outside(
+    module: RemoteModule, name: str, status: Status, words: str
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(RunnerDied) as info:
+        getattr(module, name)()
+    assert info.value.death.status is status, info.value.death
+    assert words in info.value.death.message
+    assert time.monotonic() - started < 10
+    with pytest.raises(RunnerDied):
+        module.double(1)  # a dead runner stays dead
+
+
+def test_staged_blocks_and_outside_clocks(module: RemoteModule) -> None:
+    from grader.measurement import protocol
+    from grader.testing import Call
+
+    client = client_of(module)
+    slot = protocol.stage(client, [Call("double", torch.ones(3)), Call("double", 5)])
+    cpu_ns, wall_ns = protocol.run_block(client, slot)
+    assert 0 < cpu_ns and 0 < wall_ns
+    outputs: list[Any] = protocol.fetch(client, slot)
+    assert torch.equal(outputs[0], torch.full((3,), 2.0)) and outputs[1] == 10
+
+
+def test_probe_reports_allocations_and_flops(module: RemoteModule) -> None:
+    from grader.measurement import protocol
+    from grader.testing import Call
+
+    out, stats = protocol.probe(client_of(module), Call("double", torch.ones(64, 64)))
+    assert out.shape == (64, 64)
+    assert stats["max_alloc_bytes"] == 64 * 64 * 4 and stats["ops"] >= 2

@@ -1,0 +1,147 @@
+"""What a learner is told: everything in public tests, no values from hidden inputs otherwise."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import pytest
+
+from grader.harness.feedback import TooSlow, describe_performance, explain
+from grader.remote import Death, MissingName, RunnerDied, remote_error
+from grader.testing import GradingFailure
+from grader.verdict import Outcome, PerfResult, Status
+
+SOURCE = "def f(x):\n    y = x * 2\n    raise ValueError(f'bad {x}')\n"
+
+
+def err(type_name: str, message: str, bases: list[str], **extra: Any) -> Exception:
+    return remote_error(
+        {"type": type_name, "message": message, "bases": bases, "frames": [[3, "f"]], **extra}
+    )
+
+
+def say(exc: BaseException, public: bool) -> Any:
+    return explain(exc, public=public, source=SOURCE, module="mod", doc="Checks the thing.")
+
+
+def test_remote_exceptions_keep_their_builtin_type() -> None:
+    exc = err("MyError", "m", ["ValueError", "Exception", "BaseException", "object"])
+    assert isinstance(exc, ValueError)
+
+
+def test_submission_exception_message_is_hidden_in_hidden_tests() -> None:
+    exc = err("ValueError", "bad [0.123, 4.56]", ["ValueError", "Exception"])
+    hidden, public = say(exc, public=False), say(exc, public=True)
+    assert "0.123" not in hidden.message and "0.123" in public.message
+    assert "(mod.py, line 3, in f: `raise ValueError(f'bad {x}')`)" in hidden.message
+    assert hidden.outcome is Outcome.ERROR
+
+
+def test_grading_failure_detail_only_in_public_tests() -> None:
+    exc = GradingFailure("the output: differs", detail="got 1.5, expected 2.5", hint="scale?")
+    assert say(exc, False).message == "the output: differs"
+    assert "got 1.5" in say(exc, True).message
+    assert say(exc, False).hint == "scale?"
+
+
+def test_plain_asserts_in_hidden_tests_show_the_docstring_only() -> None:
+    try:
+        assert [1, 2] == [1, 3]
+    except AssertionError as exc:
+        hidden, public = say(exc, False), say(exc, True)
+    assert hidden.message == "a hidden check failed: Checks the thing."
+    assert "[1, 2]" in public.message
+
+
+def test_not_implemented_gets_a_hint_about_the_skeleton() -> None:
+    fb = say(err("NotImplementedError", "f", ["NotImplementedError", "RuntimeError"]), False)
+    assert fb.outcome is Outcome.FAILED and "skeleton" in fb.hint
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "words"),
+    [
+        (err("MemoryError", "", ["MemoryError"]), Status.MEMORY_LIMIT, "ran out of memory"),
+        (
+            err("RuntimeError", "DefaultCPUAllocator: can't allocate memory", ["RuntimeError"]),
+            Status.MEMORY_LIMIT,
+            "ran out of memory",
+        ),
+        (
+            err("OSError", "No space left", ["OSError"], errno=errno.ENOSPC),
+            Status.RUNTIME_ERROR,
+            "disk is full",
+        ),
+        (
+            err("OSError", "Too many", ["OSError"], errno=errno.EMFILE),
+            Status.RUNTIME_ERROR,
+            "too many open files",
+        ),
+        (
+            err("BlockingIOError", "", ["BlockingIOError", "OSError"], errno=errno.EAGAIN),
+            Status.RUNTIME_ERROR,
+            "processes or threads",
+        ),
+        (err("RuntimeError", "can't start new thread", ["RuntimeError"]), Status.RUNTIME_ERROR, "threads"),
+    ],
+)
+def test_exhausted_resources_imply_a_status(exc: Exception, status: Status, words: str) -> None:
+    fb = say(exc, False)
+    assert fb.status is status and words in fb.message
+
+
+def test_runner_death_and_missing_names() -> None:
+    died = say(RunnerDied(Death(Status.TIMEOUT, "time limit: 5 s")), False)
+    assert (died.outcome, died.message) == (Outcome.ERROR, "time limit: 5 s")
+    missing = say(MissingName("mod.py does not define g"), False)
+    assert missing.outcome is Outcome.FAILED and "define it" in missing.message
+
+
+def test_unexpected_test_errors_do_not_leak_in_hidden_tests() -> None:
+    fb = say(TypeError("unsupported operand 'secret-value'"), False)
+    assert fb.message == "the test could not check your result (TypeError)"
+
+
+def test_too_slow_describes_the_measurement() -> None:
+    result = PerfResult(
+        name="speed",
+        metric="time",
+        ratio=5.2,
+        threshold=3,
+        tolerance=0.1,
+        passed=False,
+        decided_by="ci",
+        ci_low=4.8,
+        ci_high=5.6,
+        pairs=21,
+    )
+    fb = say(TooSlow(result, "loop?"), False)
+    assert fb.outcome is Outcome.TOO_SLOW and fb.hint == "loop?"
+    assert fb.message == (
+        "speed: your code took 5.20x the reference's CPU time, 95% interval 4.80-5.60x over 21 pairs; "
+        "the limit is 3x (+10% tolerance)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("metric", "words"),
+    [
+        ("memory", "peak memory was 2.00x"),
+        ("allocation", "largest single allocation"),
+        ("flops", "floating-point"),
+    ],
+)
+def test_other_metrics_are_described(metric: str, words: str) -> None:
+    result = PerfResult(
+        name="m",
+        metric=metric,
+        ratio=2.0,
+        threshold=1.5,
+        tolerance=0,
+        passed=False,
+        decided_by="single",
+        submission_value=2 * 2**20,
+        reference_value=2**20,
+    )
+    assert words in describe_performance(result)

@@ -1,0 +1,118 @@
+"""Sandbox policy as data: what the command lines say, checked without starting a sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.policy import (
+    SANDBOX_UID,
+    Layout,
+    Limits,
+    Mount,
+    bwrap_argv,
+    cgroup_join_argv,
+    rlimit_argv,
+    runner_env,
+    setpriv_argv,
+)
+
+LAYOUT = Layout(
+    mounts=(
+        Mount("dir", "/usr"),
+        Mount("ro-bind", "/usr/lib", "/usr/lib"),
+        Mount("symlink", "/lib", "usr/lib"),
+        Mount("mask", "/opt/grader/site/0/__editable__.pth"),
+    ),
+    python="/usr/bin/python3.11",
+    site_dirs=("/opt/grader/site/0",),
+)
+
+
+def argv(**limits: float) -> list[str]:
+    return bwrap_argv(Limits.from_mapping(limits), LAYOUT, seccomp_fd=9)
+
+
+def pairs(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+def test_every_namespace_is_unshared_and_the_session_is_new() -> None:
+    args = argv()
+    for flag in (
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ):
+        assert flag in args
+
+
+def test_the_runtime_is_read_only_and_nothing_is_bound_writable() -> None:
+    args = argv()
+    assert "--bind" not in args and "--dev-bind" not in args
+    assert pairs(args, "--ro-bind") == ["/usr/lib", "/dev/null"]
+    assert "--seccomp" in args and pairs(args, "--seccomp") == ["9"]
+
+
+def test_work_dir_is_a_sized_tmpfs() -> None:
+    args = argv(disk_mb=16)
+    i = args.index("--tmpfs")
+    assert args[i + 1] == "/work" and args[i - 2 : i] == ["--size", str(16 * 1024 * 1024)]
+    assert pairs(args, "--chdir") == ["/work"]
+
+
+def test_the_runner_drops_to_an_unprivileged_uid_with_no_capabilities() -> None:
+    args = argv()
+    tail = args[args.index("--") + 1 :]
+    assert tail[: len(setpriv_argv(SANDBOX_UID))] == setpriv_argv(SANDBOX_UID)
+    assert f"--reuid={SANDBOX_UID}" in tail and "--no-new-privs" in tail and "--bounding-set=-all" in tail
+    assert tail[-6:-1] == ["/usr/bin/python3.11", "-I", "-S", "-B", "-c"]
+
+
+def test_environment_is_exactly_the_runner_env() -> None:
+    args = argv()
+    env = {args[i + 1]: args[i + 2] for i, a in enumerate(args) if a == "--setenv"}
+    assert env == runner_env(Limits())
+    assert env["OMP_NUM_THREADS"] == "1" and "PYTHONPATH" not in env
+
+
+@pytest.mark.parametrize(
+    ("by_cgroup", "present", "absent"),
+    [
+        (True, ["--cpu=180:181", "--nofile=256:256", "--core=0:0"], ["--data", "--nproc"]),
+        (False, ["--data=2147483648:2147483648", "--nproc=64:64"], []),
+    ],
+)
+def test_rlimits_cover_what_cgroups_do_not(by_cgroup: bool, present: list[str], absent: list[str]) -> None:
+    args = rlimit_argv(Limits(), memory_by_cgroup=by_cgroup, pids_by_cgroup=by_cgroup)
+    assert args[0] == "prlimit" and args[-1] == "--"
+    for flag in present:
+        assert flag in args
+    for prefix in absent:
+        assert not any(a.startswith(prefix) for a in args)
+
+
+def test_cgroup_paths_are_arguments_not_script() -> None:
+    args = cgroup_join_argv(["/sys/fs/cgroup/memory/grader/g1/cgroup.procs", "/x;rm -rf /"])
+    assert args[:3] == ["/bin/sh", "-c", args[2]] and "/x;rm" not in args[2]
+    assert args[3:] == ["sandbox-join", "2", "/sys/fs/cgroup/memory/grader/g1/cgroup.procs", "/x;rm -rf /"]
+
+
+@pytest.mark.parametrize("field", ["wall_seconds", "memory_mb", "pids", "output_kb"])
+def test_limits_must_be_positive(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        Limits.from_mapping({field: 0})
+
+
+def test_unknown_limits_are_named() -> None:
+    with pytest.raises(ValueError, match="unknown limit.*gpu_count"):
+        Limits.from_mapping({"gpu_count": 2})
+
+
+def test_limits_merge_over_defaults() -> None:
+    limits = Limits.from_mapping({"memory_mb": 512})
+    assert limits.memory_mb == 512 and limits.pids == Limits().pids
