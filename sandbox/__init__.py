@@ -32,4 +32,12 @@ def best_available() -> Sandbox:
     return backend
 
 
-__all__ = ["Limits", "Sandbox", "SandboxError", "SandboxProcess", "SandboxUnavailable", "get_backend"]
+__all__ = [
+    "BACKENDS",
+    "Limits",
+    "Sandbox",
+    "SandboxError",
+    "SandboxProcess",
+    "SandboxUnavailable",
+    "get_backend",
+]

@@ -37,10 +37,20 @@ class Limits:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], base: Limits | None = None) -> Limits:
-        merged = {**asdict(base or cls()), **data}
-        unknown = set(merged) - set(asdict(cls()))
+        """Limits from a mapping (an exercise's [limits] table) over `base` or the defaults."""
+        defaults = asdict(base or cls())
+        unknown = set(data) - set(defaults)
         if unknown:
             raise ValueError(f"unknown limit(s): {', '.join(sorted(unknown))}")
+        merged = dict(defaults)
+        for name, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"limit {name} must be a number, got {value!r}")
+            if isinstance(defaults[name], int):
+                if not float(value).is_integer():
+                    raise ValueError(f"limit {name} must be a whole number, got {value!r}")
+                value = int(value)
+            merged[name] = value
         return cls(**merged)
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise, loa
 from grader.cli import render
 from grader.events import Event, EventSink, ignore
 from grader.settings import Settings, get_settings
-from sandbox import Sandbox, SandboxUnavailable, get_backend
+from sandbox import BACKENDS, Sandbox, SandboxUnavailable, get_backend
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Grade LLM-engineering exercises in a sandbox."
@@ -78,6 +78,8 @@ class State:
             raise CliError(str(exc), 2) from None
 
     def backend(self, name: str | None) -> Sandbox:
+        if name is not None and name not in ("auto", *BACKENDS):
+            raise CliError(f"unknown sandbox {name!r}; choose auto, {', '.join(BACKENDS)}", 2)
         try:
             backend = get_backend(name or self.settings.sandbox)
             backend.check()
@@ -178,8 +180,8 @@ def _grade(
     from grader.exporters import GradescopeExporter, JsonExporter, JunitExporter
 
     exercise = state.exercise(slug)
-    raw, size = read_submission(file, exercise.spec.source_kb * 1024)
     backend = state.backend(sandbox)
+    raw, size = read_submission(file, exercise.spec.source_kb * 1024)
     with progress() as events, contextlib.redirect_stdout(sys.stderr):
         result = run_grade(
             exercise,

@@ -1,31 +1,29 @@
-"""The pytest plugin that runs an exercise's tests against a submission.
+"""The pytest plugin that runs an exercise's tests against a submission and records the results.
 
-Tests get these fixtures: `submission` (the submission's module, remote), `reference` (the
-reference solution, local), `perf` (performance checks), `seed` and `rng` (deterministic per
-test), and `device`. Markers: `performance` (run last, only once every correctness test passed),
-`weight(n)`, `feedback("full")` (a hidden test may show values), `hint("...")`.
+Tests get the fixtures of `grader.harness.fixtures`: `submission` (the submission's module,
+remote), `reference` (the reference solution, local), `perf` (performance checks), `seed` and
+`rng` (deterministic per test), and `device`. Markers: `performance` (run last, only once every
+correctness test passed), `weight(n)`, `feedback("full")` (a hidden test may show values),
+`hint("...")`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import random
 import sys
 import time
+import warnings
 from collections.abc import Generator
 from typing import Any
 
-import numpy as np
 import pytest
 
 from grader.events import Event
+from grader.harness import fixtures
 from grader.harness.feedback import Feedback, explain
-from grader.harness.perf import ExerciseMisconfigured, Perf
-from grader.harness.reference import LocalModule
+from grader.harness.perf import ExerciseMisconfigured
 from grader.harness.session import GradingSession
 from grader.measurement.protocol import PerformanceInconclusive
-from grader.remote import RemoteModule
 from grader.verdict import Outcome, TestResult
 from sandbox import SandboxError
 
@@ -45,44 +43,10 @@ class GradingPlugin:
         self.collect_errors: list[str] = []
         self._pending: dict[str, dict[str, Any]] = {}
 
-    # ------------------------------------------------------------------ fixtures
-
-    @pytest.fixture(scope="session")
-    def submission(self) -> RemoteModule:
-        return self.session.submission()
-
-    @pytest.fixture(scope="session")
-    def reference(self) -> LocalModule:
-        return LocalModule(self.session.reference(), self.session.scratch())
-
-    @pytest.fixture
-    def perf(self, request: pytest.FixtureRequest) -> Perf:
-        return Perf(self.session, request.node.name)
-
-    @pytest.fixture
-    def seed(self, request: pytest.FixtureRequest) -> int:
-        digest = hashlib.sha256(f"{self.session.seed}:{request.node.nodeid}".encode()).digest()
-        return int.from_bytes(digest[:4], "little")
-
-    @pytest.fixture
-    def rng(self, seed: int) -> np.random.Generator:
-        return np.random.default_rng(seed)
-
-    @pytest.fixture
-    def device(self) -> str:
-        return str(self.session.runtime.get("device", "cpu"))
-
-    @pytest.fixture(autouse=True)
-    def _seeded(self, seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            torch.manual_seed(seed)
-
     # ------------------------------------------------------------------ hooks
 
     def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[fixtures.SESSION] = self.session
         for marker in MARKERS:
             config.addinivalue_line("markers", marker)
 
@@ -202,7 +166,10 @@ def run_pytest(plugin: GradingPlugin, paths: list[str], workdir: str) -> int:
     started = time.perf_counter()
     modules = set(sys.modules)
     try:
-        code = int(pytest.main(args, plugins=[plugin]))
+        with warnings.catch_warnings():
+            warnings.resetwarnings()  # the host process's warning filters are not the exercise's
+            warnings.simplefilter("default")
+            code = int(pytest.main(args, plugins=[plugin, fixtures]))
     finally:
         for name in set(sys.modules) - modules:
             if (

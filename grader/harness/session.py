@@ -18,7 +18,7 @@ from grader.events import Event, EventSink, ignore
 from grader.harness.feedback import SubmissionImportError, locate
 from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
 from grader.verdict import PerfResult, Status, TestResult, Timings
-from sandbox import Sandbox
+from sandbox import Sandbox, SandboxError
 
 _REFERENCES: dict[str, ModuleType] = {}
 
@@ -74,15 +74,24 @@ class GradingSession:
                 preload=list(spec.preload), device=self.device, forbidden=forbidden
             )
             self.timings.runtime_import_s = time.perf_counter() - mark
-            self.events(Event("stage", "importing your module"))
-            mark = time.perf_counter()
+        except (RunnerDied, RemoteError) as exc:
+            # nothing of the submission has run yet: a runner failing here is our failure
+            self.student.drain_output()
+            raise SandboxError(
+                f"the sandbox did not start: {exc}; {self.student.output.text()[-500:]}"
+            ) from exc
+        self.events(Event("stage", "importing your module"))
+        mark = time.perf_counter()
+        try:
             names = self.student.load(spec.entrypoint, self.source)
-            self.timings.submission_import_s = time.perf_counter() - mark
-            self.module = RemoteModule(self.student, spec.entrypoint, names)
         except RemoteError as exc:
             self.import_error = SubmissionImportError(exc, locate(exc, self.source, spec.entrypoint))
+            return
         except RunnerDied:
-            pass  # the tests report the death
+            return  # the tests report the death
+        finally:
+            self.timings.submission_import_s = time.perf_counter() - mark
+        self.module = RemoteModule(self.student, spec.entrypoint, names)
 
     def submission(self) -> RemoteModule:
         if self.import_error is not None:

@@ -1,0 +1,66 @@
+"""The fixtures exercise tests receive. They find the grading session in the pytest config."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+
+import numpy as np
+import pytest
+
+from grader.harness.perf import Perf
+from grader.harness.reference import LocalModule
+from grader.harness.session import GradingSession
+from grader.remote import RemoteModule
+
+SESSION = pytest.StashKey[GradingSession]()
+
+
+def _session(request: pytest.FixtureRequest) -> GradingSession:
+    return request.config.stash[SESSION]
+
+
+@pytest.fixture(scope="session")
+def submission(request: pytest.FixtureRequest) -> RemoteModule:
+    """The submission's module, running in the sandbox."""
+    return _session(request).submission()
+
+
+@pytest.fixture(scope="session")
+def reference(request: pytest.FixtureRequest) -> LocalModule:
+    """The reference solution, in this trusted process."""
+    session = _session(request)
+    return LocalModule(session.reference(), session.scratch())
+
+
+@pytest.fixture
+def perf(request: pytest.FixtureRequest) -> Perf:
+    """Performance checks declared in exercise.toml."""
+    return Perf(_session(request), request.node.name)
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """A seed for this test, stable for a grading's seed and the test's id."""
+    digest = hashlib.sha256(f"{_session(request).seed}:{request.node.nodeid}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+@pytest.fixture
+def rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> str:
+    return str(_session(request).runtime.get("device", "cpu"))
+
+
+@pytest.fixture(autouse=True)
+def _seeded(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)

@@ -1,0 +1,158 @@
+"""Grading end to end on the fixture exercises: verdicts, feedback, and our own failures."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.catalog import Catalog, load_catalog
+from grader.engine import grade
+from grader.verdict import Outcome, Status
+from sandbox import Limits, Sandbox, SandboxError, SandboxProcess
+
+pytestmark = pytest.mark.sandbox
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "catalog"
+
+
+def run(catalog: Catalog, backend: Sandbox, source: str, slug: str = "guarded-sum", **kw: object):  # type: ignore[no-untyped-def]
+    return grade(catalog.get(slug), source.encode(), backend, **kw)  # type: ignore[arg-type]
+
+
+def test_reference_passes_with_measured_performance(toy_catalog: Catalog, bwrap: Sandbox) -> None:
+    exercise = toy_catalog.get("guarded-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), bwrap)
+    assert verdict.status is Status.PASSED, verdict.model_dump_json(indent=1)
+    assert verdict.score == verdict.max_score == 4
+    (perf,) = verdict.performance
+    assert perf.passed and perf.metric == "time" and perf.source == "cgroup" and not perf.runner_reported
+    assert perf.pairs >= 5 and len(perf.samples) == perf.pairs and perf.ci_low <= perf.ratio <= perf.ci_high  # type: ignore[operator]
+    t = verdict.timings
+    assert t.sandbox_start_s > 0 and t.runtime_import_s > 0 and t.performance_s > 0 and t.total_s >= t.tests_s
+    prov = verdict.provenance
+    assert prov.sandbox == "bwrap" and prov.torch and prov.exercise_version == exercise.version
+    assert prov.measured_by == "cgroup" and len(prov.submission_sha256) == 64
+
+
+def test_skeleton_fails_with_actionable_messages(toy_catalog: Catalog, bwrap: Sandbox) -> None:
+    exercise = toy_catalog.get("guarded-sum")
+    verdict = grade(exercise, exercise.skeleton.read_bytes(), bwrap)
+    assert verdict.status is Status.FAILED and verdict.summary == "0 of 3 tests passed"
+    first = verdict.tests[0]
+    assert first.visibility == "public" and first.outcome is Outcome.FAILED
+    assert first.message.startswith("NotImplementedError (rows.py, line 6, in row_sums:")
+    assert "skeleton" in first.hint
+    assert verdict.tests[-1].outcome is Outcome.SKIPPED  # no performance phase for wrong code
+
+
+def test_public_only_runs_no_hidden_tests_and_no_performance(toy_catalog: Catalog, bwrap: Sandbox) -> None:
+    exercise = toy_catalog.get("guarded-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), bwrap, public_only=True, measure=False)
+    assert verdict.status is Status.PASSED
+    assert [t.name for t in verdict.tests] == ["test_small"] and verdict.performance == []
+
+
+def test_hidden_tests_do_not_echo_the_submissions_own_messages(toy_catalog: Catalog, bwrap: Sandbox) -> None:
+    source = "def row_sums(x):\n    raise ValueError('LEAK ' + repr(x.tolist()))\n"
+    verdict = run(toy_catalog, bwrap, source)
+    public, *hidden = [t for t in verdict.tests if t.outcome is not Outcome.SKIPPED]
+    assert "LEAK [[0.0, 1.0, 2.0]" in public.message
+    assert hidden and all("LEAK [" not in t.message for t in hidden)  # the source line may show, values not
+    assert all("ValueError" in t.message and "line 2" in t.message for t in hidden)
+
+
+def test_import_failures_are_runtime_errors_reported_by_every_test(
+    toy_catalog: Catalog, bwrap: Sandbox
+) -> None:
+    verdict = run(toy_catalog, bwrap, "import torch\nx = torch.undefined_thing\n")
+    assert verdict.status is Status.RUNTIME_ERROR
+    assert "your module failed to import: AttributeError" in verdict.message
+    assert "line 2" in verdict.message
+    assert {t.outcome for t in verdict.tests} <= {Outcome.ERROR, Outcome.SKIPPED}
+
+
+def test_missing_function(toy_catalog: Catalog, bwrap: Sandbox) -> None:
+    verdict = run(toy_catalog, bwrap, "def row_sum(x):\n    return x\n")
+    assert verdict.status is Status.FAILED
+    assert (
+        verdict.tests[0].message
+        == "rows.py does not define row_sums: define it with the signature from the skeleton"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("def row_sums(x:\n", "Syntax error in rows.py, line 1"),
+        ("import torch\ndef row_sums(x):\n    return x.sum(1)\n", "torch.Tensor.sum is not allowed"),
+    ],
+)
+def test_rejections_never_start_a_sandbox(toy_catalog: Catalog, source: str, words: str) -> None:
+    class NoSandbox(Sandbox):
+        name = "refuses"
+
+        def start(self, limits: Limits) -> SandboxProcess:
+            raise AssertionError("a rejected submission must not start a sandbox")
+
+    verdict = grade(toy_catalog.get("toy-sum"), source.encode(), NoSandbox())
+    assert verdict.status is Status.REJECTED and words in verdict.message and verdict.tests == []
+
+
+def test_sandbox_failures_are_system_errors(toy_catalog: Catalog) -> None:
+    class Broken(Sandbox):
+        name = "broken"
+
+        def start(self, limits: Limits) -> SandboxProcess:
+            raise SandboxError("the daemon is down")
+
+    exercise = toy_catalog.get("toy-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), Broken())
+    assert verdict.status is Status.SYSTEM_ERROR and "the daemon is down" in verdict.message
+    assert not verdict.status.earned
+
+
+def broken_copy(tmp_path: Path, edit: str, text: str) -> Catalog:
+    root = tmp_path / "catalog"
+    shutil.copytree(FIXTURES, root)
+    (root / "solutions" / "guarded-sum" / edit).write_text(text)
+    return load_catalog(root / "exercises", root / "solutions")
+
+
+def test_a_broken_hidden_test_file_is_our_failure(tmp_path: Path, bwrap: Sandbox) -> None:
+    catalog = broken_copy(tmp_path, "test_hidden.py", "def test_x(:\n")
+    exercise = catalog.get("guarded-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), bwrap)
+    assert verdict.status is Status.SYSTEM_ERROR and "could not run" in verdict.message
+
+
+def test_a_reference_that_fails_in_its_runner_is_our_failure(tmp_path: Path, bwrap: Sandbox) -> None:
+    catalog = broken_copy(
+        tmp_path, "solution.py", (FIXTURES / "solutions/guarded-sum/solution.py").read_text()
+    )
+    exercise = catalog.get("guarded-sum")
+    student = exercise.solution.read_bytes()
+    exercise.solution.write_text(
+        student.decode()
+        + "\nimport os\nif os.getcwd() == '/work':\n    raise RuntimeError('reference broke')\n"
+    )
+    verdict = grade(exercise, student, bwrap)
+    assert verdict.status is Status.SYSTEM_ERROR
+    assert "reference broke" in verdict.message
+
+
+def test_undeclared_performance_checks_are_our_failure(tmp_path: Path, bwrap: Sandbox) -> None:
+    hidden = (FIXTURES / "solutions/guarded-sum/test_hidden.py").read_text().replace('"speed"', '"nope"')
+    catalog = broken_copy(tmp_path, "test_hidden.py", hidden)
+    exercise = catalog.get("guarded-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), bwrap)
+    assert verdict.status is Status.SYSTEM_ERROR and "'nope' is not declared" in verdict.message
+
+
+def test_the_unsandboxed_backend_grades_the_same(toy_catalog: Catalog) -> None:
+    from sandbox import get_backend
+
+    exercise = toy_catalog.get("guarded-sum")
+    wrong = exercise.wrong[0].path.read_bytes()
+    verdict = grade(exercise, wrong, get_backend("none"))
+    assert verdict.status is Status.FAILED and verdict.provenance.sandbox == "none"
