@@ -1,0 +1,5 @@
+# expect: timeout
+# threat: while True: pass
+def row_sums(x):
+    while True:
+        pass

@@ -1,0 +1,143 @@
+"""Hostile submissions, each graded for real in the bwrap sandbox, against its golden verdict.
+
+Each file in cases/ is one submission to the `guarded-sum` fixture exercise (tight limits) with
+`# expect: <status>` and optional `# check: <name>` lines. Where a defence is observable from
+inside, the case computes the right answer only if the defence held, so `passed` means it did.
+After every case: no process of the sandbox user and no cgroup of ours is left, and this same
+process goes on grading the next one (the worker keeps serving).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grader.catalog import Catalog, Exercise
+from grader.engine import grade
+from grader.verdict import Status
+from sandbox import Sandbox, cgroups
+from sandbox.policy import SANDBOX_UID
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+CASES = sorted((Path(__file__).parent / "cases").glob("*.py"))
+
+
+def header(text: str, key: str) -> list[str]:
+    return re.findall(rf"^#\s*{key}:\s*(.+?)\s*$", text, re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def target(toy_catalog: Catalog) -> Exercise:
+    return toy_catalog.get("guarded-sum")
+
+
+@pytest.fixture
+def listeners(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """A TCP service on the host's loopback and a host unix socket: the sandbox must reach neither."""
+    server = socket.create_server(("127.0.0.1", 0))
+    unix = socket.socket(socket.AF_UNIX)
+    unix_path = str(tmp_path / "service.sock")
+    unix.bind(unix_path)
+    unix.listen()
+    threading.Thread(target=server.accept, daemon=True).start()
+    yield server.getsockname()[1], unix_path
+    server.close()
+    unix.close()
+
+
+def sandbox_processes() -> list[int]:
+    """Processes of the sandbox user in cgroups this test process created (other sandboxes may
+    be running on the machine at the same time)."""
+    mine = f"/{cgroups.PARENT}/g{os.getpid()}-"
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if (
+                    os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID
+                    and mine in Path(f"/proc/{entry}/cgroup").read_text()
+                ):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def our_cgroups() -> list[Path]:
+    _, mounts = cgroups.discover()
+    prefix = f"g{os.getpid()}-"
+    return [
+        p
+        for m in mounts.values()
+        if (m / cgroups.PARENT).is_dir()
+        for p in (m / cgroups.PARENT).glob(prefix + "*")
+    ]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_hostile_submission(
+    case: Path,
+    target: Exercise,
+    bwrap: Sandbox,
+    tmp_path: Path,
+    listeners: tuple[int, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = case.read_text()
+    (expect,) = header(text, "expect")
+    checks = set(header(text, "check"))
+    canary = tmp_path / "canary.txt"
+    canary.write_text("original")
+    monkeypatch.setenv("GRADER_REDTEAM_SECRET", "SECRET-VALUE")
+    port, unix_path = listeners
+    source = (
+        text.replace("{{PORT}}", str(port))
+        .replace("{{UNIX}}", unix_path)
+        .replace("{{CANARY}}", str(canary))
+        .replace("{{REPO}}", str(ROOT))
+    )
+    for _ in range(2 if "run-twice" in checks else 1):
+        verdict = grade(target, source.encode(), bwrap, filename="rows.py")
+        assert verdict.status == Status(expect), (
+            f"{verdict.summary}\n{verdict.message}\n{verdict.output[-500:]}"
+        )
+    assert sandbox_processes() == [], "a process of the sandbox outlived it"
+    assert our_cgroups() == [], "a cgroup of the sandbox outlived it"
+    if "host-untouched" in checks:
+        assert canary.read_text() == "original"
+        assert not (ROOT / "pwned.txt").exists() and not (ROOT / "solutions" / "pwned.txt").exists()
+        assert not Path("/root/pwned.txt").exists()
+    if "no-leak" in checks:
+        hidden = [t for t in verdict.tests if t.visibility == "hidden"]
+        assert hidden and all("LEAK [" not in t.message for t in hidden)
+    assert "SECRET-VALUE" not in verdict.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "words"),
+    [
+        pytest.param(b"\xff\xfe\x00d\x00e\x00f", Status.REJECTED, "not valid UTF-8", id="not-utf8"),
+        pytest.param(b"# " + b"x" * (65 * 1024), Status.REJECTED, "limited to 64 KB", id="too-large"),
+        pytest.param(b"", Status.REJECTED, "is empty", id="empty"),
+        pytest.param(b"def row_sums(x)\n    return x\n", Status.REJECTED, "Syntax error", id="syntax-error"),
+        pytest.param(
+            b"def other(x):\n    return x\n", Status.FAILED, "does not define row_sums", id="missing-function"
+        ),
+    ],
+)
+def test_bad_input(raw: bytes, status: Status, words: str, target: Exercise, bwrap: Sandbox) -> None:
+    verdict = grade(target, raw, bwrap, filename="rows.py")
+    assert verdict.status is status
+    assert words in verdict.message + " ".join(t.message for t in verdict.tests)
+
+
+def test_the_worker_keeps_serving_after_the_red_team(target: Exercise, bwrap: Sandbox) -> None:
+    verdict = grade(target, target.solution.read_bytes(), bwrap)
+    assert verdict.status is Status.PASSED
