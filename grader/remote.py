@@ -378,6 +378,17 @@ class RemoteObject:
         header = {"op": "call", "obj": self._id, "attr": attr}
         return self._client.request(header, {"args": list(args), "kwargs": kwargs}, what=what).value
 
+    def backward(
+        self, *args: Any, grad_output: Any = None, attr: str | None = None, **kwargs: Any
+    ) -> Gradients:
+        """Call this object (or its method `attr`) in the runner, backpropagate `grad_output`
+        through the output (None for a scalar), and return the output and the gradients."""
+        what = f"backpropagating through {attr or self._type.rsplit('.', 1)[-1]}"
+        header = {"op": "backward", "obj": self._id, "attr": attr}
+        values = {"args": list(args), "kwargs": kwargs, "grad_output": grad_output}
+        found = self._client.request(header, values, what=what).value
+        return Gradients(found["output"], found["input_grads"], found["param_grads"])
+
     def __iter__(self) -> Iterator[Any]:
         return iter(self._client.request({"op": "iter", "obj": self._id}, what="iterating").value)
 
@@ -400,6 +411,15 @@ class RemoteObject:
         return f"<remote {self._type} #{self._id}>"
 
 
+@dataclass
+class Gradients:
+    """What a remote backward pass produced."""
+
+    output: Any
+    inputs: list[Any]  # the gradient of each tensor argument that required one, in order
+    params: dict[str, Any]  # parameter name -> gradient, when a torch module was called
+
+
 class RemoteModule(RemoteObject):
     """The submission's module. Its public names are known after import, so reading a function
     costs no round trip: `submission.f(x)` is one call."""
@@ -410,12 +430,16 @@ class RemoteModule(RemoteObject):
         super().__init__(client, 0, module)
         object.__setattr__(self, "_names", frozenset(names))
 
+    def __getattribute__(self, name: str) -> Any:
+        # the submission's own names come first, even where they shadow a proxy method (`backward`)
+        if not name.startswith("_") and name in object.__getattribute__(self, "_names"):
+            return BoundName(self, name)
+        return object.__getattribute__(self, name)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        if name not in self._names:
-            raise MissingName(f"{self._type}.py does not define {name}")
-        return BoundName(self, name)
+        raise MissingName(f"{self._type}.py does not define {name}")
 
 
 class MissingName(AttributeError):
@@ -436,6 +460,9 @@ class BoundName:
 
     def value(self) -> Any:
         return self.module.attr(self.name)
+
+    def backward(self, *args: Any, grad_output: Any = None, **kwargs: Any) -> Gradients:
+        return RemoteObject.backward(self.module, *args, grad_output=grad_output, attr=self.name, **kwargs)
 
     def __repr__(self) -> str:
         return f"<remote {self.module._type}.{self.name}>"

@@ -17,7 +17,7 @@ from grader.catalog import Exercise
 from grader.events import Event, EventSink, ignore
 from grader.harness.feedback import SubmissionImportError, locate
 from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
-from grader.verdict import PerfResult, Status, TestResult, Timings
+from grader.verdict import Outcome, PerfResult, Status, TestResult, Timings
 from sandbox import Sandbox, SandboxError
 
 _REFERENCES: dict[str, ModuleType] = {}
@@ -138,7 +138,8 @@ class GradingSession:
     # ------------------------------------------------------------------ bookkeeping
 
     def has_failures(self) -> bool:
-        return any(not r.ok for r in self.results)
+        """A correctness failure so far (being too slow is not one: other thresholds still count)."""
+        return any(r.outcome in (Outcome.FAILED, Outcome.ERROR) for r in self.results)
 
     def close(self) -> None:
         for client in (self.student, self._reference_client):

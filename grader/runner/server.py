@@ -209,6 +209,42 @@ class Server:
     def op_fetch(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         return {"value": self.results.pop(_int(header["slot"]))}
 
+    def op_backward(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        """Call, then backpropagate `grad_output` (None for a scalar output) through the result.
+
+        Answers the (detached) output, the gradient of every tensor argument that required one,
+        in argument order, and the gradients of the called object's parameters when it is a
+        torch module (or a method of one)."""
+        torch = sys.modules["torch"]
+        fn = self.target(header)
+        args, kwargs = (
+            decoder.decode(header.get("args", [])),
+            decoder.decode(header.get("kwargs", {"t": "dict", "v": []})),
+        )
+        grad_output = decoder.decode(header.get("grad_output"))
+        out = fn(*args, **kwargs)
+        outputs = list(out) if isinstance(out, tuple | list) else [out]
+        grads = grad_output if isinstance(grad_output, tuple | list) else [grad_output]
+        pairs = [
+            (o, g)
+            for o, g in zip(outputs, grads, strict=False)
+            if isinstance(o, torch.Tensor) and o.requires_grad
+        ]
+        if not pairs:
+            raise ValueError("the output does not require grad: nothing to backpropagate")
+        torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+        leaves = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
+        owner = getattr(fn, "__self__", fn)
+        params = dict(owner.named_parameters()) if isinstance(owner, torch.nn.Module) else {}
+        self.synchronize()
+        return {
+            "value": {
+                "output": out,
+                "input_grads": [a.grad for a in leaves],
+                "param_grads": {name: p.grad for name, p in params.items()},
+            }
+        }
+
     def op_probe(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         from grader.runner import probe
 
@@ -237,6 +273,7 @@ OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]
     "run": Server.op_run,
     "fetch": Server.op_fetch,
     "probe": Server.op_probe,
+    "backward": Server.op_backward,
 }
 
 

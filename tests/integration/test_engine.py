@@ -35,6 +35,34 @@ def test_reference_passes_with_measured_performance(toy_catalog: Catalog, bwrap:
     assert prov.measured_by == "cgroup" and len(prov.submission_sha256) == 64
 
 
+def test_memory_is_measured_outside_and_allocations_by_the_probe(
+    toy_catalog: Catalog, bwrap: Sandbox
+) -> None:
+    exercise = toy_catalog.get("toy-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), bwrap)
+    assert verdict.status is Status.PASSED, verdict.summary
+    figures = {p.name: p for p in verdict.performance}
+    assert set(figures) == {"speed", "memory", "alloc"}
+    memory, alloc = figures["memory"], figures["alloc"]
+    assert memory.source == "cgroup" and not memory.runner_reported and memory.unit == "bytes"
+    assert alloc.source == "probe" and alloc.runner_reported
+    assert alloc.submission_value == alloc.reference_value == 512 * 4
+    (wrong,) = [w for w in exercise.wrong if w.name == "materialize"]
+    slow = grade(exercise, wrong.path.read_bytes(), bwrap)
+    assert slow.status is Status.TOO_SLOW
+    flagged = {p.name: p for p in slow.performance if not p.passed}
+    assert {"memory", "alloc"} <= set(flagged)
+    assert (
+        flagged["memory"].submission_value > 32 * 2**20
+        and flagged["alloc"].submission_value == 512 * 512 * 64 * 4
+    )
+    messages = {t.name: t.message for t in slow.tests}
+    assert (
+        "peak memory was" in messages["test_memory"]
+        and "largest single allocation" in messages["test_allocation"]
+    )
+
+
 def test_skeleton_fails_with_actionable_messages(toy_catalog: Catalog, bwrap: Sandbox) -> None:
     exercise = toy_catalog.get("guarded-sum")
     verdict = grade(exercise, exercise.skeleton.read_bytes(), bwrap)

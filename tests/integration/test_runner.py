@@ -90,6 +90,24 @@ def weird():
 
 def sparse():
     return torch.eye(3).to_sparse()
+
+
+def weighted(x, w, *, scale=1.0):
+    return (x * w * scale).pow(2).sum(-1)
+
+
+class Affine(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.arange(float(n)))
+        self.bias = torch.nn.Parameter(torch.zeros(n), requires_grad=False)
+
+    def forward(self, x):
+        return x * self.weight + self.bias
+
+
+def backward(x):
+    return -x
 """
 
 
@@ -196,3 +214,30 @@ def test_probe_reports_allocations_and_flops(module: RemoteModule) -> None:
     out, stats = protocol.probe(client_of(module), Call("double", torch.ones(64, 64)))
     assert out.shape == (64, 64)
     assert stats["max_alloc_bytes"] == 64 * 64 * 4 and stats["ops"] >= 2
+
+
+def test_backward_through_a_function(module: RemoteModule) -> None:
+    x = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    w = torch.tensor([3.0, 4.0])
+    found = module.weighted.backward(x, w, grad_output=torch.ones(1), scale=2.0)
+    expected_x = x.detach().clone().requires_grad_(True)
+    ((expected_x * w * 2.0).pow(2).sum(-1)).backward(torch.ones(1))
+    assert torch.equal(found.output, torch.tensor([4.0 * 9 + 16.0 * 16]))
+    assert len(found.inputs) == 1 and torch.allclose(found.inputs[0], expected_x.grad)
+    assert found.params == {}
+
+
+def test_backward_through_a_module_reads_parameter_gradients(module: RemoteModule) -> None:
+    layer = module.Affine(3)
+    x = torch.ones(2, 3)
+    found = layer.backward(x, grad_output=torch.ones(2, 3))
+    assert torch.equal(found.output, torch.tensor([[0.0, 1.0, 2.0]] * 2))
+    assert found.inputs == []  # x did not require grad
+    assert torch.equal(found.params["weight"], torch.full((3,), 2.0))
+    assert found.params["bias"] is None  # frozen
+    assert torch.equal(layer.attr("weight.grad"), torch.full((3,), 2.0))
+    assert layer.attr("bias.requires_grad") is False
+
+
+def test_the_submissions_names_shadow_proxy_methods(module: RemoteModule) -> None:
+    assert torch.equal(module.backward(torch.ones(2)), -torch.ones(2))

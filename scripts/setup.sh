@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what the grader needs on a Debian machine and creates .venv/ with the `grader` command.
+# Safe to run again: it only installs what is missing, and reinstalls Python packages only when
+# pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# --- Debian packages -------------------------------------------------------------------------
+# bubblewrap: the sandbox; util-linux: prlimit and setpriv; libseccomp2: the syscall filter.
+DEBIAN_PACKAGES=(bubblewrap util-linux libseccomp2 ca-certificates)
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+    DEBIAN_PACKAGES+=(python3-venv)
+fi
+missing=()
+for package in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "error: missing Debian packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Python ----------------------------------------------------------------------------------
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "error: Python 3.11 or newer is needed; $PYTHON is $("$PYTHON" --version 2>&1)" >&2
+    exit 1
+fi
+if [[ ! -x .venv/bin/python ]]; then
+    say "creating the virtual environment in .venv/"
+    "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+    say "installing Python packages"
+    # torch is pinned: on a machine without a GPU `torch==2.13.0` resolves to the local CPU build,
+    # while an unpinned `torch` would download several GB of CUDA packages. It is installed first,
+    # with pip (not uv), so that the project's own requirement finds it already satisfied.
+    .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
+    .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+say "ready: $(.venv/bin/grader --help >/dev/null && echo ".venv/bin/grader")"

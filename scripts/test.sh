@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs every check the project has: lint, types, the test suite
+# (unit, integration, red team, and the validation of every exercise). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "==> ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "==> mypy"
+.venv/bin/mypy
+echo "==> pytest"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,52 @@
+"""The real curriculum: every exercise proves its hidden tests work, through the CLI as CI runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+GRADER = str(Path(sys.executable).with_name("grader"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GRADER, *args], capture_output=True, text=True, timeout=1800, cwd=ROOT, check=False
+    )
+
+
+def test_every_exercise_validates() -> None:
+    done = run("exercise", "validate", "--all")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAIL" not in done.stdout
+
+
+def test_the_causal_masking_reference_passes_as_json() -> None:
+    done = run("grade", "causal-masking", "solutions/causal-masking/solution.py", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "passed"
+
+
+def test_the_sample_submission_passes() -> None:
+    done = run("grade", "causal-masking", "examples/submissions/attention.py", "--json")
+    assert json.loads(done.stdout)["status"] == "passed", done.stdout
+
+
+@pytest.mark.parametrize("slug", ["bpe-merges", "causal-masking"])
+def test_skeletons_fail_with_messages_a_learner_can_act_on(slug: str) -> None:
+    done = run("grade", slug, f"exercises/{slug}/skeleton.py", "--json")
+    verdict = json.loads(done.stdout)
+    assert verdict["status"] == "failed"
+    first = verdict["tests"][0]
+    assert "NotImplementedError" in first["message"] and "skeleton" in first["hint"]
+
+
+def test_the_curriculum_lists_its_tracks() -> None:
+    data = json.loads(run("exercise", "list", "--json").stdout)
+    tracks = {entry["track"]["id"]: [c["id"] for c in entry["concepts"]] for entry in data}
+    assert tracks["tokenization"][0] == "bpe-merges" and "causal-masking" in tracks["attention"]
