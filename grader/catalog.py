@@ -118,8 +118,11 @@ class Catalog:
     tracks: list[Track]
     exercises: dict[str, Exercise]
     order: list[str] = field(default_factory=list)
+    broken: dict[str, list[str]] = field(default_factory=dict)  # left out of a lenient load
 
     def get(self, slug: str) -> Exercise:
+        if slug in self.broken:
+            raise CatalogError(self.broken[slug])
         try:
             return self.exercises[slug]
         except KeyError:
@@ -135,36 +138,53 @@ class Catalog:
         return [s for s in self.order if slug in self.exercises[s].spec.prerequisites]
 
 
-def load_catalog(exercises_dir: Path, solutions_dir: Path) -> Catalog:
-    problems: list[str] = []
-    tracks = _load_tracks(exercises_dir / "tracks.toml", problems)
-    exercises: dict[str, Exercise] = {}
+def load_catalog(exercises_dir: Path, solutions_dir: Path, *, strict: bool = True) -> Catalog:
+    """Load and check every exercise. Strict: any problem raises CatalogError listing them all.
+    Lenient: exercises with problems are left out and their problems kept in `Catalog.broken`
+    (an author working on one exercise is not stopped by another one that is half-written)."""
     if not exercises_dir.is_dir():
         raise CatalogError([f"{exercises_dir}: no such directory"])
+    problems: list[str] = []
+    tracks = _load_tracks(exercises_dir / "tracks.toml", problems)
+    if problems:
+        raise CatalogError(problems)
+    broken: dict[str, list[str]] = {}
+    exercises: dict[str, Exercise] = {}
     for directory in sorted(p for p in exercises_dir.iterdir() if p.is_dir() and p.name not in IGNORED_PARTS):
-        exercise = _load_exercise(directory, solutions_dir / directory.name, problems)
-        if exercise is not None:
+        found: list[str] = []
+        exercise = _load_exercise(directory, solutions_dir / directory.name, found)
+        if exercise is None or found:
+            broken[directory.name] = found
+        else:
             exercises[exercise.slug] = exercise
     if solutions_dir.is_dir():
         for orphan in sorted(p.name for p in solutions_dir.iterdir() if p.is_dir()):
             if orphan not in IGNORED_PARTS and not (exercises_dir / orphan).is_dir():
-                problems.append(f"{solutions_dir / orphan}: solutions for an exercise that does not exist")
+                broken[orphan] = [f"{solutions_dir / orphan}: solutions for an exercise that does not exist"]
     track_ids = [t.id for t in tracks]
-    for exercise in exercises.values():
+    for exercise in list(exercises.values()):
         where = exercise.directory / "exercise.toml"
+        found = []
         if exercise.spec.track not in track_ids:
-            problems.append(f"{where}: track {exercise.spec.track!r} is not listed in tracks.toml")
+            found.append(f"{where}: track {exercise.spec.track!r} is not listed in tracks.toml")
         for prereq in exercise.spec.prerequisites:
-            if prereq not in exercises:
-                problems.append(f"{where}: unknown prerequisite {prereq!r}")
-            elif prereq == exercise.slug:
-                problems.append(f"{where}: an exercise cannot be its own prerequisite")
+            if prereq == exercise.slug:
+                found.append(f"{where}: an exercise cannot be its own prerequisite")
+            elif prereq not in exercises and not (prereq in broken and not strict):
+                found.append(f"{where}: unknown prerequisite {prereq!r}")
+        if found:
+            broken[exercise.slug] = found
+            del exercises[exercise.slug]
     order, cycle = _order(exercises, track_ids)
     if cycle:
-        problems.append(f"prerequisite cycle: {' -> '.join(cycle)}")
-    if problems:
-        raise CatalogError(problems)
-    return Catalog(tracks=tracks, exercises=exercises, order=order)
+        message = f"prerequisite cycle: {' -> '.join(cycle)}"
+        for slug in set(cycle):
+            broken[slug] = [message]
+            exercises.pop(slug, None)
+        order, _ = _order(exercises, track_ids)
+    if strict and broken:
+        raise CatalogError(list(dict.fromkeys(p for found in broken.values() for p in found)))
+    return Catalog(tracks=tracks, exercises=exercises, order=order, broken=broken)
 
 
 def _load_tracks(path: Path, problems: list[str]) -> list[Track]:

@@ -132,7 +132,7 @@ class RunnerClient:
         self.death: Death | None = None
         self.started = time.monotonic()
         self.deadline = self.started + limits.wall_seconds
-        self.pid_in_sandbox: int | None = None
+        self.baseline_bytes = 0
         for fd in (process.stdin, process.stdout, process.stderr):
             os.set_blocking(fd, False)
 
@@ -147,7 +147,9 @@ class RunnerClient:
 
     def init(self, *, preload: list[str], device: str, forbidden: list[str]) -> dict[str, Any]:
         header = {"op": "init", "preload": preload, "threads": 1, "device": device, "forbidden": forbidden}
-        return dict(self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value)
+        info = dict(self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value)
+        self.baseline_bytes = self.process.memory_bytes()  # the runtime alone, before any submission code
+        return info
 
     def load(self, module: str, source: str) -> list[str]:
         reply = self.request({"op": "load", "module": module, "source": source}, what="importing your module")

@@ -65,17 +65,25 @@ class State:
 
     @functools.cached_property
     def catalog(self) -> Catalog:
+        """Every exercise, all valid (commands about the whole curriculum)."""
         try:
             return load_catalog(self.settings.exercises_dir, self.settings.solutions_dir)
         except CatalogError as exc:
-            problems = "\n".join(f"  - {p}" for p in exc.problems)
-            raise CliError(f"the exercise catalog is invalid:\n{problems}", 1) from None
+            raise CliError(f"the exercise catalog is invalid:\n{_bullets(exc.problems)}", 1) from None
 
     def exercise(self, slug: str) -> Exercise:
+        """One exercise, which must be valid; problems in other exercises are only a warning."""
         try:
-            return self.catalog.get(slug)
+            catalog = load_catalog(self.settings.exercises_dir, self.settings.solutions_dir, strict=False)
+            exercise = catalog.get(slug)
         except UnknownExercise as exc:
             raise CliError(str(exc), 2) from None
+        except CatalogError as exc:
+            raise CliError(f"exercise {slug!r} is invalid:\n{_bullets(exc.problems)}", 1) from None
+        others = sorted(set(catalog.broken) - {slug})
+        if others:
+            err.print(f"[yellow]warning:[/yellow] left out, with problems: {', '.join(others)}")
+        return exercise
 
     def backend(self, name: str | None) -> Sandbox:
         if name is not None and name not in ("auto", *BACKENDS):
@@ -108,6 +116,10 @@ def main_options(
     if solutions_dir is not None:
         settings.solutions_dir = solutions_dir
     ctx.obj = State(settings)
+
+
+def _bullets(lines: list[str]) -> str:
+    return "\n".join(f"  - {line}" for line in lines)
 
 
 SandboxOption = Annotated[

@@ -52,17 +52,27 @@ def verdict(console: Console, result: Verdict) -> None:
 
 
 def _tests(result: Verdict) -> Table:
+    """Tests that need attention in full; passing ones as a count (the JSON has every test)."""
     table = Table(show_header=True, header_style="bold", expand=True, box=None)
-    table.add_column("", width=5)
-    table.add_column("test", ratio=2, overflow="fold")
-    table.add_column("", width=6)
+    table.add_column("", width=5, no_wrap=True)
+    table.add_column("test", ratio=3, overflow="fold")
+    table.add_column("", width=6, no_wrap=True)
     table.add_column("what to fix", ratio=5, overflow="fold")
+    passed = [t for t in result.tests if t.outcome is Outcome.PASSED]
     for test in result.tests:
+        if test.outcome is Outcome.PASSED:
+            continue
         label, style = OUTCOME_STYLE[test.outcome]
         text = Text(test.message)
         if test.hint:
             text.append(f"\nhint: {test.hint}", style="cyan")
         table.add_row(Text(label, style=style), Text(test.name), Text(test.visibility, style="dim"), text)
+    if passed:
+        public = sum(t.visibility == "public" for t in passed)
+        counts = f"{public} public, {len(passed) - public} hidden"
+        table.add_row(
+            Text("PASS", style="green"), Text(f"{len(passed)} tests passed"), "", Text(counts, style="dim")
+        )
     return table
 
 

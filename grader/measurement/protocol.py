@@ -33,6 +33,7 @@ Progress = Callable[[int, int], None]
 MAX_BLOCK_CALLS = 2000
 MEMORY_REPEATS = 3
 NOISY_RETRIES = 2
+WARMUP_BLOCKS = 2
 
 
 class PerformanceInconclusive(Exception):
@@ -170,22 +171,30 @@ def _time_ratio_once(
 def _calibrate(
     sides: dict[str, Side], make_call: MakeCall, rng: np.random.Generator, check: Check, spec: PerformanceSpec
 ) -> int:
-    """Warm both runners up on fresh inputs and pick how many calls make a block long enough."""
+    """Pick how many calls make a block long enough, then warm both runners up on full blocks
+    (a runner just started is slower on its first blocks: lazy initialisation, cold caches)."""
     per_call = []
     for _ in range(2):
-        calls = [make_call(rng)]
-        slots, cpu = {}, {}
-        for label, side in sides.items():
-            slots[label] = stage(side.client, calls)
-            cpu[label] = run_block(side.client, slots[label])[0]
-        _check_all(
-            check,
-            fetch(sides["submission"].client, slots["submission"]),
-            fetch(sides["reference"].client, slots["reference"]),
-        )
-        per_call.append(max(cpu["reference"], 1))
+        per_call.append(_pair(sides, [make_call(rng)], check)["reference"])
     target = spec.block_ms * 1e6
-    return int(min(MAX_BLOCK_CALLS, max(1, math.ceil(target / min(per_call)))))
+    block = int(min(MAX_BLOCK_CALLS, max(1, math.ceil(target / min(per_call)))))
+    for _ in range(WARMUP_BLOCKS):
+        _pair(sides, [make_call(rng) for _ in range(block)], check)
+    return block
+
+
+def _pair(sides: dict[str, Side], calls: list[Call], check: Check) -> dict[str, int]:
+    """One untimed-for-the-verdict pair: stage, run and check both sides; their CPU ns."""
+    slots, cpu = {}, {}
+    for label, side in sides.items():
+        slots[label] = stage(side.client, calls)
+        cpu[label] = max(run_block(side.client, slots[label])[0], 1)
+    _check_all(
+        check,
+        fetch(sides["submission"].client, slots["submission"]),
+        fetch(sides["reference"].client, slots["reference"]),
+    )
+    return cpu
 
 
 def memory_ratio(
@@ -196,7 +205,11 @@ def memory_ratio(
     spec: PerformanceSpec,
     check: Check,
 ) -> PerfResult:
-    """Peak memory of one call above the runner's baseline, from outside, median of a few."""
+    """Peak memory during one call, from outside, above the runner's usage before the submission
+    was imported (so memory kept at import, or cached between calls, counts too); median of a few.
+
+    Before each call the runner collects garbage and trims its heap, so that memory freed by
+    earlier calls is not silently reused and hidden from the measurement."""
     rng = np.random.default_rng(secrets.randbits(32))
     peaks: dict[str, list[int]] = {"submission": [], "reference": []}
     clients = {"submission": student, "reference": reference}
@@ -205,15 +218,15 @@ def memory_ratio(
         slots = {}
         for label, client in clients.items():
             slots[label] = stage(client, calls)
+            client.request({"op": "settle"}, timeout=client.limits.wall_seconds, what="settling memory")
             process = client.process
             process.reset_memory_peak()
-            base = process.memory_bytes() if process.cgroup is not None else process.memory_peak_bytes()
             client.request(
                 {"op": "run", "slot": slots[label]},
                 timeout=client.limits.wall_seconds,
                 what="a measured call",
             )
-            peaks[label].append(max(process.memory_peak_bytes() - base, 0))
+            peaks[label].append(max(process.memory_peak_bytes() - client.baseline_bytes, 0))
         _check_all(check, fetch(student, slots["submission"]), fetch(reference, slots["reference"]))
     sub, ref = float(np.median(peaks["submission"])), float(np.median(peaks["reference"]))
     ratio = sub / max(ref, 1024 * 1024)  # below a MiB the reference's figure is allocator noise

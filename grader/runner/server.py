@@ -245,6 +245,19 @@ class Server:
             }
         }
 
+    def op_settle(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        """Collect garbage and hand free heap memory back to the OS before a memory measurement,
+        so that what a call allocates shows up as new usage from outside."""
+        self.results.clear()
+        gc.collect()
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass  # not glibc
+        return {}
+
     def op_probe(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         from grader.runner import probe
 
@@ -274,6 +287,7 @@ OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]
     "fetch": Server.op_fetch,
     "probe": Server.op_probe,
     "backward": Server.op_backward,
+    "settle": Server.op_settle,
 }
 
 

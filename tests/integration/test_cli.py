@@ -127,3 +127,18 @@ def test_an_invalid_catalog_lists_its_problems(tmp_path: Path) -> None:
 def test_sandbox_check() -> None:
     done = grader("sandbox", "check")
     assert done.returncode == 0 and "ok   bwrap" in done.stdout
+
+
+def test_one_broken_exercise_does_not_stop_work_on_another(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    shutil.copytree(FIXTURES, root)
+    (root / "exercises" / "toy-sum" / "README.md").unlink()
+    done = grader("test", "guarded-sum", solution(), "--json", catalog=root)
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == "passed"
+    assert "left out, with problems: toy-sum" in done.stderr
+    done = grader("test", "toy-sum", solution(), catalog=root)
+    assert (
+        done.returncode == 1
+        and "exercise 'toy-sum' is invalid" in done.stderr
+        and "README.md: missing" in done.stderr
+    )

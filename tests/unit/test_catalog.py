@@ -205,3 +205,17 @@ def test_the_real_curriculum_loads() -> None:
     root = Path(__file__).resolve().parents[2]
     cat = load_catalog(root / "exercises", root / "solutions")
     assert cat.order, "no exercises found"
+
+
+def test_a_lenient_load_leaves_broken_exercises_out_and_keeps_their_problems(tmp_path: Path) -> None:
+    make(tmp_path, "good")
+    make(tmp_path, "needs-half", prereqs=("half",))
+    make(tmp_path, "half", skip=("skeleton.py",))
+    (tmp_path / "solutions" / "orphan").mkdir()
+    cat = load_catalog(tmp_path / "exercises", tmp_path / "solutions", strict=False)
+    assert cat.order == ["good", "needs-half"]
+    assert set(cat.broken) == {"half", "orphan"}
+    with pytest.raises(CatalogError, match="skeleton.py: missing"):
+        cat.get("half")
+    with pytest.raises(CatalogError):
+        load(tmp_path)
