@@ -38,6 +38,8 @@ class Server:
         self.slots: dict[int, list[tuple[Callable[..., Any], list[Any], dict[str, Any]]]] = {}
         self.results: dict[int, list[Any]] = {}
         self.files = itertools.count()
+        self.written: list[str] = []  # files materialised while decoding the current request
+        self.slot_files: dict[int, list[str]] = {}
         self.module_path = ""
         self.device = "cpu"
 
@@ -91,6 +93,7 @@ class Server:
             self.send({"ok": False, "error": _error_info(ValueError(f"unknown op {header.get('op')!r}"), "")})
             return
         decoder = codec.Decoder(buffers, on_ref=self.resolve, on_file=self.materialise, grad_inputs=True)
+        self.written = []
         try:
             reply = handler(self, header, decoder)
         except SystemExit as exc:
@@ -113,6 +116,7 @@ class Server:
         path = os.path.join(folder, f"{next(self.files)}-{safe}")
         with open(path, "wb") as f:
             f.write(data)
+        self.written.append(path)
         return path
 
     def target(self, header: dict[str, Any]) -> Any:
@@ -191,6 +195,7 @@ class Server:
         for attr, args, kwargs in decoder.decode(header["calls"]):
             calls.append((_walk(self.resolve(0), str(attr)), list(args), dict(kwargs)))
         self.slots[_int(header["slot"])] = calls
+        self.slot_files[_int(header["slot"])] = self.written
         return {}
 
     def op_run(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
@@ -207,7 +212,13 @@ class Server:
         return {"value": len(outputs)}
 
     def op_fetch(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        return {"value": self.results.pop(_int(header["slot"]))}
+        slot = _int(header["slot"])
+        for path in self.slot_files.pop(slot, []):  # inputs of timed calls are used once
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return {"value": self.results.pop(slot)}
 
     def op_backward(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         """Call, then backpropagate `grad_output` (None for a scalar output) through the result.
