@@ -373,7 +373,7 @@ class RemoteObject:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.call(None, *args, **kwargs)
+        return RemoteObject.call(self, None, *args, **kwargs)
 
     def call(self, attr: str | None, *args: Any, **kwargs: Any) -> Any:
         what = f"calling {attr or self._type.rsplit('.', 1)[-1]}"
@@ -396,7 +396,7 @@ class RemoteObject:
 
     def __len__(self) -> int:
         try:
-            size = self.call("__len__")
+            size = RemoteObject.call(self, "__len__")
         except AttributeError:
             raise TypeError(f"{self._type} has no len()") from None
         if type(size) is not int:
@@ -457,11 +457,12 @@ class BoundName:
         self.module = module
         self.name = name
 
+    # the submission's names may shadow the proxy's methods on its module: call them explicitly
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.module.call(self.name, *args, **kwargs)
+        return RemoteObject.call(self.module, self.name, *args, **kwargs)
 
     def value(self) -> Any:
-        return self.module.attr(self.name)
+        return RemoteObject.attr(self.module, self.name)
 
     def backward(self, *args: Any, grad_output: Any = None, **kwargs: Any) -> Gradients:
         return RemoteObject.backward(self.module, *args, grad_output=grad_output, attr=self.name, **kwargs)

@@ -108,6 +108,9 @@ class Affine(torch.nn.Module):
 
 def backward(x):
     return -x
+
+
+call = attr = "module-level names that shadow the proxy's own methods"
 """
 
 
@@ -241,3 +244,7 @@ def test_backward_through_a_module_reads_parameter_gradients(module: RemoteModul
 
 def test_the_submissions_names_shadow_proxy_methods(module: RemoteModule) -> None:
     assert torch.equal(module.backward(torch.ones(2)), -torch.ones(2))
+    assert module.double(2) == 4  # the proxy still works with `call` and `attr` shadowed
+    assert (
+        module.call.value() == module.attr.value() == "module-level names that shadow the proxy's own methods"
+    )
