@@ -57,7 +57,7 @@ def _tests(result: Verdict) -> Table:
     table.add_column("", width=5, no_wrap=True)
     table.add_column("test", ratio=3, overflow="fold")
     table.add_column("", width=6, no_wrap=True)
-    table.add_column("what to fix", ratio=5, overflow="fold")
+    table.add_column("message", ratio=5, overflow="fold")
     passed = [t for t in result.tests if t.outcome is Outcome.PASSED]
     for test in result.tests:
         if test.outcome is Outcome.PASSED:
