@@ -3,12 +3,16 @@ a missing one is a failure with a message saying what to install."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from grader.catalog import Catalog, load_catalog
-from sandbox import Sandbox, SandboxUnavailable, get_backend
+from grader.remote import RemoteModule, RunnerClient
+from sandbox import Limits, Sandbox, SandboxUnavailable, cgroups, get_backend
+from sandbox.policy import SANDBOX_UID
 
 # exercise packages used as fixtures hold their own tests: the harness runs them, not this suite
 collect_ignore = ["fixtures"]
@@ -35,3 +39,46 @@ def bwrap() -> Sandbox:
 @pytest.fixture(scope="session", params=["bwrap", "none"])
 def any_backend(request: pytest.FixtureRequest, bwrap: Sandbox) -> Sandbox:
     return bwrap if request.param == "bwrap" else get_backend("none")
+
+
+StartModule = Callable[..., RemoteModule]
+
+
+@pytest.fixture
+def start_module() -> Iterator[StartModule]:
+    """Start a runner in a backend and load `source` as a module; closed after the test."""
+    clients: list[RunnerClient] = []
+
+    def start(
+        backend: Sandbox, source: str, *, limits: Limits, preload: tuple[str, ...] = (), name: str = "mod"
+    ) -> RemoteModule:
+        client = RunnerClient(backend.start(limits), limits)
+        clients.append(client)
+        client.handshake()
+        client.init(preload=list(preload), device="cpu", forbidden=[])
+        return RemoteModule(client, name, client.load(name, source))
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def sandbox_processes() -> list[int]:
+    """Processes of the sandbox user in cgroups this test process created (other sandboxes may
+    be running on the machine at the same time)."""
+    mine = f"/{cgroups.PARENT}/g{os.getpid()}-"
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                owned = os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID
+                if owned and mine in Path(f"/proc/{entry}/cgroup").read_text():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture
+def leftovers() -> Callable[[], list[int]]:
+    return sandbox_processes

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from grader.remote import RemoteModule, RunnerClient
 from sandbox import Limits, Sandbox, cgroups
 from sandbox.policy import SANDBOX_UID, runner_env
+from tests.conftest import StartModule
 
 pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,15 +142,10 @@ def daemon():
 
 
 @pytest.fixture
-def probe(bwrap: Sandbox) -> Iterator[RemoteModule]:
-    limits = Limits(call_seconds=30, disk_mb=8, pids=16, memory_mb=512)
-    client = RunnerClient(bwrap.start(limits), limits)
-    try:
-        client.handshake()
-        client.init(preload=[], device="cpu", forbidden=[])
-        yield RemoteModule(client, "probe", client.load("probe", PROBE))
-    finally:
-        client.close()
+def probe(bwrap: Sandbox, start_module: StartModule) -> RemoteModule:
+    return start_module(
+        bwrap, PROBE, limits=Limits(call_seconds=30, disk_mb=8, pids=16, memory_mb=512), name="probe"
+    )
 
 
 def test_runs_as_nobody_without_capabilities(probe: RemoteModule) -> None:
@@ -227,30 +222,21 @@ def test_fork_bombs_hit_the_pids_limit(probe: RemoteModule) -> None:
     assert error == "EAGAIN" and count < 16
 
 
-def test_nothing_outlives_the_sandbox(bwrap: Sandbox) -> None:
+def test_nothing_outlives_the_sandbox(bwrap: Sandbox, leftovers: Callable[[], list[int]]) -> None:
     limits = Limits(call_seconds=10)
     client = RunnerClient(bwrap.start(limits), limits)
-    client.handshake()
-    client.init(preload=[], device="cpu", forbidden=[])
-    module = RemoteModule(client, "probe", client.load("probe", PROBE))
-    assert module.daemon() is True
-    group = client.process.cgroup
-    assert group is not None and len(group.pids()) >= 3
-    client.close()
-    assert _processes_of(SANDBOX_UID) == []
+    try:
+        client.handshake()
+        client.init(preload=[], device="cpu", forbidden=[])
+        module = RemoteModule(client, "probe", client.load("probe", PROBE))
+        assert module.daemon() is True
+        group = client.process.cgroup
+        assert group is not None
+        assert len(leftovers()) == 2  # the runner and its daemon (the middle process exited)
+    finally:
+        client.close()
+    assert leftovers() == []
     assert not any(d.exists() for d in group.directories())
-
-
-def _processes_of(uid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
 
 
 def test_the_host_has_real_cgroups_for_limits() -> None:

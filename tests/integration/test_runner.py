@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ import torch
 from grader.remote import File, MissingName, RemoteModule, RemoteObject, RunnerClient, RunnerDied
 from grader.verdict import Status
 from sandbox import Limits, Sandbox
+from tests.conftest import StartModule
 
 pytestmark = pytest.mark.sandbox
 
@@ -115,15 +115,9 @@ call = attr = "module-level names that shadow the proxy's own methods"
 
 
 @pytest.fixture
-def module(any_backend: Sandbox) -> Iterator[RemoteModule]:
+def module(any_backend: Sandbox, start_module: StartModule) -> RemoteModule:
     limits = Limits(call_seconds=3, wall_seconds=60, memory_mb=512, output_kb=64)
-    client = RunnerClient(any_backend.start(limits), limits)
-    try:
-        client.handshake()
-        client.init(preload=["torch"], device="cpu", forbidden=[])
-        yield RemoteModule(client, "mod", client.load("mod", SOURCE))
-    finally:
-        client.close()
+    return start_module(any_backend, SOURCE, limits=limits, preload=("torch",))
 
 
 def client_of(module: RemoteModule) -> RunnerClient:

@@ -22,7 +22,7 @@ from grader.catalog import Catalog, Exercise
 from grader.engine import grade
 from grader.verdict import Status
 from sandbox import Sandbox, cgroups
-from sandbox.policy import SANDBOX_UID
+from tests.conftest import sandbox_processes
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,24 +50,6 @@ def listeners(tmp_path: Path) -> Iterator[tuple[int, str]]:
     yield server.getsockname()[1], unix_path
     server.close()
     unix.close()
-
-
-def sandbox_processes() -> list[int]:
-    """Processes of the sandbox user in cgroups this test process created (other sandboxes may
-    be running on the machine at the same time)."""
-    mine = f"/{cgroups.PARENT}/g{os.getpid()}-"
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if (
-                    os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID
-                    and mine in Path(f"/proc/{entry}/cgroup").read_text()
-                ):
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
 
 
 def our_cgroups() -> list[Path]:
