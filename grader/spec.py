@@ -21,23 +21,39 @@ class PerformanceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: Literal["time", "memory", "allocation", "flops", "ops"]
-    threshold: float = Field(gt=0, description="largest allowed ratio submission / reference")
+    threshold: float = Field(ge=0, description="largest allowed ratio submission / reference (or exponent)")
     tolerance: float = Field(default=0.1, ge=0, le=1)
     min_pairs: int = Field(default=21, ge=5, le=1001)
     max_pairs: int = Field(default=81, ge=5, le=1001)
     budget_seconds: float = Field(default=60.0, gt=0)
     block_ms: float = Field(default=10.0, ge=5.0, le=1000.0)
+    # With sizes, the check is how the metric grows: the exponent b of value ~ n^b fitted over
+    # these sizes must stay under the threshold (e.g. 1.0 for linear, 0 for not growing at all).
+    sizes: list[int] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _pairs(self) -> PerformanceSpec:
         if self.max_pairs < self.min_pairs:
             raise ValueError("max_pairs must be at least min_pairs")
-        if self.threshold < 1.0 and self.metric == "time":
+        if self.sizes:
+            if len(self.sizes) < 2 or any(a >= b for a, b in zip(self.sizes, self.sizes[1:], strict=False)):
+                raise ValueError("sizes must be at least two increasing numbers")
+            if self.sizes[0] < 1:
+                raise ValueError("sizes must be positive")
+        elif self.threshold <= 0:
+            raise ValueError("a ratio threshold must be greater than 0")
+        elif self.threshold < 1.0 and self.metric == "time":
             raise ValueError("a time threshold below 1.0 would ask students to beat the reference")
         return self
 
     @property
+    def scaling(self) -> bool:
+        return bool(self.sizes)
+
+    @property
     def limit(self) -> float:
+        if self.scaling:
+            return self.threshold + self.tolerance  # an exponent: the tolerance is additive
         return self.threshold * (1 + self.tolerance)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from grader.catalog import Exercise
 from grader.engine import grade
 from grader.events import EventSink, ignore
-from grader.verdict import Status, Verdict
+from grader.verdict import PerfResult, Status, Verdict
 from sandbox import Sandbox
 
 
@@ -87,6 +87,12 @@ def _expect(
     return Check(
         exercise.slug, subject, expected.value, verdict.status.value, ok, detail, verdict.timings.total_s
     )
+
+
+def _figure(perf: PerfResult) -> str:
+    if perf.kind == "exponent":
+        return f"{perf.name} n^{perf.ratio:.2f} (limit n^{perf.threshold:g})"
+    return f"{perf.name} {perf.ratio:.1f}x (limit {perf.threshold:g}x)"
 
 
 def _why(verdict: Verdict) -> str:

@@ -98,7 +98,8 @@ class PerfResult(BaseModel):
 
     name: str
     metric: str  # "time" | "memory" | "allocation" | "flops" | "ops"
-    ratio: float  # submission / reference (median for time)
+    kind: str = "ratio"  # "ratio": submission / reference; "exponent": growth of the submission's figure
+    ratio: float  # submission / reference (median for time); for kind "exponent", the exponent
     threshold: float
     tolerance: float
     passed: bool

@@ -88,22 +88,17 @@ def _performance(result: Verdict) -> Table:
     for column in ("check", "metric", "yours / reference", "95% interval", "limit", "pairs", "by", ""):
         table.add_column(column)
     for perf in result.performance:
-        interval = (
-            f"{perf.ci_low:.2f}-{perf.ci_high:.2f}x"
-            if perf.ci_low is not None and perf.ci_high is not None
-            else "-"
-        )
-        verdict_text = Text("ok", style="green") if perf.passed else Text("too slow", style="yellow")
         source = f"{perf.metric} ({perf.source}{', runner-reported' if perf.runner_reported else ''})"
+        verdict_text = Text("ok", style="green") if perf.passed else Text("too slow", style="yellow")
+        if perf.kind == "exponent":
+            figure, interval = f"n^{perf.ratio:.2f} (ref n^{perf.reference_value:.2f})", "-"
+            limit = f"n^{perf.threshold:g}"
+        else:
+            figure, limit = f"{perf.ratio:.2f}x", f"{perf.threshold:g}x"
+            has_ci = perf.ci_low is not None and perf.ci_high is not None
+            interval = f"{perf.ci_low:.2f}-{perf.ci_high:.2f}x" if has_ci else "-"
         table.add_row(
-            Text(perf.name),
-            source,
-            f"{perf.ratio:.2f}x",
-            interval,
-            f"{perf.threshold:g}x",
-            str(perf.pairs),
-            perf.decided_by,
-            verdict_text,
+            Text(perf.name), source, figure, interval, limit, str(perf.pairs), perf.decided_by, verdict_text
         )
     failing = [describe_performance(p) for p in result.performance if not p.passed]
     if failing:

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from grader.exporters.base import Exporter
+from grader.harness.feedback import describe_performance
 from grader.verdict import Outcome, Status, Verdict
 
 # XML 1.0 cannot carry most control characters, even escaped.
@@ -82,7 +83,7 @@ class JunitExporter(Exporter):
             )
             counts["tests"] += 1
             if not perf.passed:
-                message = f"{perf.ratio:.2f}x the reference ({perf.metric}); limit {perf.threshold:g}x"
+                message = describe_performance(perf)
                 ET.SubElement(case, "failure", message=message, type="too_slow").text = message
                 counts["failures"] += 1
         if not verdict.tests:

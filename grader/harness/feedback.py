@@ -9,6 +9,7 @@ unless the test is marked `@pytest.mark.feedback("full")`.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from dataclasses import dataclass
 
@@ -86,6 +87,14 @@ def explain(exc: BaseException, *, public: bool, source: str, module: str, doc: 
 
 
 def _remote(exc: RemoteError, *, public: bool, source: str, module: str) -> Feedback:
+    feedback = _remote_feedback(exc, public=public, source=source, module=module)
+    case = exc.info.get("case")  # set when a shrinking test found the smallest failing case
+    if isinstance(case, str):
+        return dataclasses.replace(feedback, message=truncate(f"{case}: {feedback.message}"))
+    return feedback
+
+
+def _remote_feedback(exc: RemoteError, *, public: bool, source: str, module: str) -> Feedback:
     where = locate(exc, source, module)
     if exc.type_name == "ForbiddenError":
         return Feedback(Outcome.FAILED, truncate(exc.remote_message + where))
@@ -127,6 +136,23 @@ def locate(exc: RemoteError, source: str, module: str) -> str:
 
 
 def describe_performance(result: PerfResult) -> str:
+    if result.kind == "exponent":
+        what = {
+            "time": "CPU time",
+            "flops": "FLOP count",
+            "ops": "tensor op count",
+            "allocation": "largest allocation",
+        }
+        slack = f" (+{result.tolerance:g})" if result.tolerance else ""
+        return (
+            f"{result.name}: your code's {what.get(result.metric, result.metric)} grows like "
+            f"n^{result.ratio:.2f} (the reference's like n^{result.reference_value:.2f}); "
+            f"the limit is n^{result.threshold:g}{slack}"
+        )
+    return _describe_ratio(result)
+
+
+def _describe_ratio(result: PerfResult) -> str:
     limit = f"the limit is {result.threshold:g}x" + (
         f" (+{result.tolerance:.0%} tolerance)" if result.tolerance else ""
     )

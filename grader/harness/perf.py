@@ -10,7 +10,9 @@ from grader.events import Event
 from grader.harness.feedback import TooSlow
 from grader.harness.session import GradingSession
 from grader.measurement import protocol
-from grader.measurement.protocol import MakeCall
+from grader.measurement.protocol import MakeCall, SizedCall
+from grader.remote import RunnerClient
+from grader.spec import PerformanceSpec
 from grader.testing.asserts import assert_close
 from grader.testing.calls import Call
 from grader.verdict import PerfResult
@@ -38,14 +40,8 @@ class Perf:
         Raises TooSlow (the test's outcome becomes too_slow) when the threshold is missed, and
         GradingFailure when a measured call returned a wrong output.
         """
-        spec = self.session.exercise.spec.performance.get(name)
-        if spec is None:
-            raise ExerciseMisconfigured(f"performance check {name!r} is not declared in exercise.toml")
-        self.session.submission()  # raises if the submission is not there to measure
-        student = self.session.student
-        if student is None:
-            raise RuntimeError("no submission runner")
-        reference = self.session.reference_client()
+        spec = self._spec(name, scaling=False)
+        student, reference = self._runners()
         checker = check or _default_check
         self.session.events(Event("performance", f"measuring {name}"))
 
@@ -58,6 +54,40 @@ class Perf:
             result = protocol.memory_ratio(name, student, reference, make_call, spec, checker)
         else:
             result = protocol.probe_ratio(name, student, reference, make_call, spec, checker)
+        return self._record(result, hint)
+
+    def scaling(
+        self,
+        name: str,
+        make_call: SizedCall,
+        *,
+        check: Callable[[Any, Any], None] | None = None,
+        hint: str = "",
+    ) -> PerfResult:
+        """Measure how the metric of threshold `name` grows over its `sizes`: `make_call(rng, n)`
+        makes the call for size n. Raises TooSlow when the growth exponent is over the limit."""
+        spec = self._spec(name, scaling=True)
+        student, reference = self._runners()
+        self.session.events(Event("performance", f"measuring how {name} grows"))
+        result = protocol.scaling(name, student, reference, make_call, spec, check or _default_check)
+        return self._record(result, hint)
+
+    def _spec(self, name: str, *, scaling: bool) -> PerformanceSpec:
+        spec = self.session.exercise.spec.performance.get(name)
+        if spec is None:
+            raise ExerciseMisconfigured(f"performance check {name!r} is not declared in exercise.toml")
+        if spec.scaling != scaling:
+            use = "perf.scaling" if spec.scaling else "perf.measure"
+            raise ExerciseMisconfigured(f"performance check {name!r} is measured with {use}")
+        return spec
+
+    def _runners(self) -> tuple[RunnerClient, RunnerClient]:
+        self.session.submission()  # raises if the submission is not there to measure
+        if self.session.student is None:
+            raise RuntimeError("no submission runner")
+        return self.session.student, self.session.reference_client()
+
+    def _record(self, result: PerfResult, hint: str) -> PerfResult:
         result.test = self.test
         self.session.performance.append(result)
         if not result.passed:

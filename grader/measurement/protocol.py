@@ -15,7 +15,7 @@ import itertools
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ Progress = Callable[[int, int], None]
 MAX_BLOCK_CALLS = 2000
 MEMORY_REPEATS = 3
 NOISY_RETRIES = 2
+SCALING_REPEATS = 5
 WARMUP_BLOCKS = 2
 
 
@@ -144,7 +145,7 @@ def _time_ratio_once(
             decision = stats.decide(logs, spec.limit, final=final, seed=seed)
             if decision.by == "clear-cut" or (n in points and decision.state != "undecided") or final:
                 break
-    if decision.by != "clear-cut" and stats.too_noisy(sides["reference"].cpu_ns):
+    if stats.inconclusive(decision, spec.limit, sides["reference"].cpu_ns):
         return None
     sub, ref = sides["submission"], sides["reference"]
     walls = [math.log(s / r) for s, r in zip(sub.wall_ns, ref.wall_ns, strict=True)]
@@ -303,3 +304,74 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return math.inf
     return float(value)
+
+
+SizedCall = Callable[[np.random.Generator, int], Call]
+
+
+def growth_exponent(sizes: Sequence[int], values: Sequence[float]) -> float:
+    """The least-squares slope of log(value) against log(size): value ~ size ** exponent."""
+    x = np.log(np.asarray(sizes, dtype=np.float64))
+    y = np.log(np.maximum(np.asarray(values, dtype=np.float64), 1.0))
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def scaling(
+    name: str,
+    student: RunnerClient,
+    reference: RunnerClient,
+    make_call: SizedCall,
+    spec: PerformanceSpec,
+    check: Check,
+) -> PerfResult:
+    """How the metric grows with the size: its growth exponent over `spec.sizes`, for the
+    submission (judged) and the reference (shown for comparison)."""
+    rng = np.random.default_rng(secrets.randbits(32))
+    figures: dict[str, list[float]] = {"submission": [], "reference": []}
+    for n in spec.sizes:
+        call = make_call(rng, n)
+        for label, value in _figure(spec.metric, student, reference, call, check).items():
+            figures[label].append(value)
+    exponent = growth_exponent(spec.sizes, figures["submission"])
+    reference_exponent = growth_exponent(spec.sizes, figures["reference"])
+    return PerfResult(
+        name=name,
+        metric=spec.metric,
+        kind="exponent",
+        ratio=exponent,
+        threshold=spec.threshold,
+        tolerance=spec.tolerance,
+        passed=exponent <= spec.limit,
+        decided_by="fit",
+        submission_value=exponent,
+        reference_value=reference_exponent,
+        unit="exponent",
+        pairs=len(spec.sizes),
+        runner_reported=spec.metric in PROBE_FIGURES,
+        source="probe" if spec.metric in PROBE_FIGURES else student.process.measured_by,
+        samples=[
+            [float(n), s, r]
+            for n, s, r in zip(spec.sizes, figures["submission"], figures["reference"], strict=True)
+        ],
+    )
+
+
+def _figure(
+    metric: str, student: RunnerClient, reference: RunnerClient, call: Call, check: Check
+) -> dict[str, float]:
+    """One call's figure on both sides: probe counts, or median CPU seconds over a few runs."""
+    if metric in PROBE_FIGURES:
+        key = PROBE_FIGURES[metric][0]
+        out_student, found = probe(student, call)
+        out_reference, expected = probe(reference, call)
+        check(out_student, out_reference)
+        return {"submission": _number(found.get(key)), "reference": _number(expected.get(key))}
+    times: dict[str, list[int]] = {"submission": [], "reference": []}
+    outputs: dict[str, Any] = {}
+    for _ in range(SCALING_REPEATS):
+        for label, client in (("submission", student), ("reference", reference)):
+            slot = stage(client, [call])
+            times[label].append(run_block(client, slot)[0])
+            outputs[label] = fetch(client, slot)[0]
+        check(outputs["submission"], outputs["reference"])
+    return {label: float(np.median(values)) / 1e9 for label, values in times.items()}

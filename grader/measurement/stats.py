@@ -10,7 +10,9 @@ verdict uses the median log ratio with a bootstrap confidence interval:
 
 A clear-cut rule ends early when every one of the first few pairs is more than twice over (or
 under half) the limit. When the reference's own times are too dispersed (IQR / median above
-0.25) the machine is too noisy to judge: the result is inconclusive, never a failure.
+0.25) the machine is too noisy to judge a result near the limit: the result is inconclusive,
+never a failure. Far from the limit (a median more than twice over or under it) that noise
+cannot change the answer, and the decision stands.
 """
 
 from __future__ import annotations
@@ -99,6 +101,14 @@ def dispersion(values: Sequence[float]) -> float:
 
 def too_noisy(reference_times: Sequence[float], limit: float = MAX_DISPERSION) -> bool:
     return dispersion(reference_times) > limit
+
+
+def inconclusive(decision: Decision, limit: float, reference_times: Sequence[float]) -> bool:
+    """Whether a noisy reference makes this decision unreliable (see the module's docstring)."""
+    if decision.by == "clear-cut":
+        return False
+    far = abs(decision.estimate.median - math.log(limit)) > math.log(CLEAR_CUT_FACTOR)
+    return not far and too_noisy(reference_times)
 
 
 def checkpoints(min_pairs: int, max_pairs: int) -> list[int]:

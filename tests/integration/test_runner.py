@@ -242,3 +242,24 @@ def test_the_submissions_names_shadow_proxy_methods(module: RemoteModule) -> Non
     assert (
         module.call.value() == module.attr.value() == "module-level names that shadow the proxy's own methods"
     )
+
+
+def test_gradient_checks_against_local_autograd(module: RemoteModule) -> None:
+    from grader.testing import GradingFailure, assert_gradients_close
+
+    def weighted(x: torch.Tensor, w: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+        return (x * w * scale).pow(2).sum(-1)
+
+    x, w = torch.randn(3, 4, requires_grad=True), torch.randn(4, requires_grad=True)
+    upstream = torch.randn(3)
+    assert_gradients_close(
+        module.weighted, weighted, [x, w], {"scale": 0.5}, grad_output=upstream, names=("x", "w")
+    )
+
+    def frozen_w(x: torch.Tensor, w: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+        return (x * w.detach() * scale).pow(2).sum(-1)  # same output, no gradient for w
+
+    with pytest.raises(GradingFailure, match="the gradient of w: expected None"):
+        assert_gradients_close(
+            module.weighted, frozen_w, [x, w], {"scale": 0.5}, grad_output=upstream, names=("x", "w")
+        )

@@ -80,3 +80,29 @@ def test_noisy_reference(times: list[float], noisy: bool) -> None:
 )
 def test_checkpoints(low: int, high: int, points: list[int]) -> None:
     assert stats.checkpoints(low, high) == points
+
+
+@pytest.mark.parametrize(
+    ("values", "exponent"),
+    [([5, 5, 5], 0.0), ([4, 16, 64], 1.0), ([16, 256, 4096], 2.0), ([4.2, 15.5, 66.0], 1.0)],
+)
+def test_growth_exponent(values: list[float], exponent: float) -> None:
+    from grader.measurement.protocol import growth_exponent
+
+    assert growth_exponent([4, 16, 64], values) == pytest.approx(exponent, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("median", "by", "noisy", "expected"),
+    [
+        (3.0, "ci", True, True),  # near the limit, noisy reference: cannot judge
+        (3.0, "ci", False, False),
+        (30.0, "ci", True, False),  # far over: noise cannot flip it
+        (1.0, "median", True, False),  # far under
+        (3.0, "clear-cut", True, False),
+    ],
+)
+def test_inconclusive_only_near_the_limit(median: float, by: str, noisy: bool, expected: bool) -> None:
+    estimate = stats.Estimate(math.log(median), math.log(median) - 0.1, math.log(median) + 0.1)
+    times = [10, 30, 5, 12, 40, 8] if noisy else [10.0] * 6
+    assert stats.inconclusive(stats.Decision("fail", by, estimate), 3.3, times) is expected
