@@ -39,8 +39,10 @@ def grade(
     filename: str = "",
     size: int | None = None,
 ) -> Verdict:
-    """Grade `raw` (the submitted file's bytes) against `exercise`."""
+    """Grade `raw` (the submitted file's bytes) against `exercise`. `device` is the GPU this
+    grading may use ("cuda:N"); exercises that do not declare a GPU run on the CPU."""
     started = time.perf_counter()
+    device = device if exercise.spec.resources == "gpu" else "cpu"
     provenance = Provenance(
         exercise=exercise.slug,
         exercise_version=exercise.version,

@@ -30,8 +30,9 @@ class Sandbox(ABC):
     trusted_code_only: ClassVar[bool] = False
 
     @abstractmethod
-    def start(self, limits: Limits) -> SandboxProcess:
-        """Start a runner under `limits`; its pipes speak the codec protocol."""
+    def start(self, limits: Limits, *, device: str = "cpu") -> SandboxProcess:
+        """Start a runner under `limits`, given `device` ("cpu" or "cuda:N") and no other; its
+        pipes speak the codec protocol."""
 
     def check(self) -> None:  # noqa: B027 - most backends have nothing to check
         """Raise SandboxUnavailable with the reason when this backend cannot run here."""

@@ -9,7 +9,7 @@ import subprocess
 
 from sandbox import cgroups
 from sandbox.base import Sandbox, SandboxError, SandboxProcess, SandboxUnavailable
-from sandbox.policy import Limits, bwrap_argv, cgroup_join_argv, rlimit_argv
+from sandbox.policy import Limits, bwrap_argv, cgroup_join_argv, gpu_nodes, rlimit_argv
 from sandbox.runtime import host_layout
 from sandbox.seccomp import SeccompUnavailable, filter_fd
 
@@ -23,7 +23,7 @@ class BwrapSandbox(Sandbox):
     def check(self) -> None:
         _check_host()
 
-    def start(self, limits: Limits) -> SandboxProcess:
+    def start(self, limits: Limits, *, device: str = "cpu") -> SandboxProcess:
         self.check()
         try:
             group: cgroups.CgroupSet | None = cgroups.create(limits)
@@ -33,7 +33,9 @@ class BwrapSandbox(Sandbox):
         argv += rlimit_argv(limits, memory_by_cgroup=group is not None, pids_by_cgroup=group is not None)
         seccomp = filter_fd()
         try:
-            argv += bwrap_argv(limits, host_layout(), seccomp_fd=seccomp)
+            argv += bwrap_argv(
+                limits, host_layout(), seccomp_fd=seccomp, device=device, gpu_nodes=gpu_nodes(device)
+            )
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,

@@ -22,7 +22,7 @@ class UnsandboxedRunner(Sandbox):
     name = "none"
     trusted_code_only = True
 
-    def start(self, limits: Limits) -> SandboxProcess:
+    def start(self, limits: Limits, *, device: str = "cpu") -> SandboxProcess:
         work = tempfile.mkdtemp(prefix="grader-none-")
         os.mkdir(os.path.join(work, "tmp"))
         try:
@@ -32,7 +32,7 @@ class UnsandboxedRunner(Sandbox):
         argv = cgroup_join_argv(group.procs_files) if group is not None else []
         argv += rlimit_argv(limits, memory_by_cgroup=group is not None, pids_by_cgroup=True)
         argv += local_layout().bootstrap()
-        env = {**runner_env(limits), "HOME": work, "TMPDIR": os.path.join(work, "tmp")}
+        env = {**runner_env(limits, device), "HOME": work, "TMPDIR": os.path.join(work, "tmp")}
         try:
             popen = subprocess.Popen(
                 argv,

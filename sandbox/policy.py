@@ -6,7 +6,8 @@ Everything here is pure: unit tests assert on what these functions return, witho
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,9 +112,9 @@ ENOSYS_SYSCALLS: tuple[str, ...] = ("clone3",)
 DENY_ERRNO = errno.EPERM
 
 
-def runner_env(limits: Limits) -> dict[str, str]:
+def runner_env(limits: Limits, device: str = "cpu") -> dict[str, str]:
     """The runner's whole environment: nothing inherited, nothing secret, one thread."""
-    return {
+    env = {
         "HOME": WORK_DIR,
         "TMPDIR": f"{WORK_DIR}/tmp",
         "LANG": "C.UTF-8",
@@ -126,6 +127,30 @@ def runner_env(limits: Limits) -> dict[str, str]:
         # loops; memory is measured against a settled baseline instead, see measurement.protocol.)
         "MALLOC_ARENA_MAX": "2",
     }
+    index = cuda_index(device)
+    env["CUDA_VISIBLE_DEVICES"] = "" if index is None else str(index)  # exactly one GPU, or none
+    return env
+
+
+def cuda_index(device: str) -> int | None:
+    """N for "cuda:N" (and 0 for "cuda"), None for the CPU; anything else is an error."""
+    if device == "cpu":
+        return None
+    name, _, index = device.partition(":")
+    if name != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"unknown device {device!r}: use cpu or cuda:N")
+    return int(index or 0)
+
+
+GPU_CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+
+
+def gpu_nodes(device: str, existing: Callable[[str], bool] = os.path.exists) -> tuple[str, ...]:
+    """The device nodes one GPU needs: its own, and the driver's control nodes."""
+    index = cuda_index(device)
+    if index is None:
+        return ()
+    return tuple(n for n in (f"/dev/nvidia{index}", *GPU_CONTROL_NODES) if existing(n))
 
 
 def rlimit_argv(limits: Limits, *, memory_by_cgroup: bool, pids_by_cgroup: bool) -> list[str]:
@@ -154,6 +179,8 @@ def bwrap_argv(
     *,
     seccomp_fd: int | None,
     uid: int = SANDBOX_UID,
+    device: str = "cpu",
+    gpu_nodes: Sequence[str] = (),
 ) -> list[str]:
     """The bubblewrap command line that starts one runner.
 
@@ -167,10 +194,12 @@ def bwrap_argv(
     ]  # fmt: skip
     argv += _mount_argv(layout.mounts)
     argv += ["--proc", "/proc", "--dev", "/dev"]
+    for node in gpu_nodes:  # one GPU only: its node and the driver's control nodes
+        argv += ["--dev-bind", node, node]
     argv += ["--perms", "0777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", WORK_DIR]
     argv += ["--perms", "1777", "--dir", f"{WORK_DIR}/tmp", "--symlink", f"{WORK_DIR}/tmp", "/tmp"]
     argv += ["--chdir", WORK_DIR]
-    env = {**runner_env(limits), **dict(layout.extra_env)}
+    env = {**runner_env(limits, device), **dict(layout.extra_env)}
     for key in sorted(env):
         argv += ["--setenv", key, env[key]]
     if seccomp_fd is not None:

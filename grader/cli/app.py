@@ -25,6 +25,7 @@ from grader.cli import render
 from grader.events import Event, EventSink, ignore
 from grader.settings import Settings, get_settings
 from sandbox import BACKENDS, Sandbox, SandboxUnavailable, get_backend
+from sandbox.policy import cuda_index
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Grade LLM-engineering exercises in a sandbox."
@@ -138,6 +139,9 @@ def grade(
     gradescope: Annotated[Path | None, typer.Option(help="Also write a Gradescope results.json here")] = None,
     sandbox: SandboxOption = None,
     seed: Annotated[int, typer.Option(help="Seed for the tests' generated inputs")] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="GPU for GPU exercises: cuda:N [env: GRADER_DEVICE]")
+    ] = None,
 ) -> None:
     """Grade FILE against every test of EXERCISE, performance included."""
     _grade(
@@ -150,6 +154,7 @@ def grade(
         sandbox=sandbox,
         seed=seed,
         public_only=False,
+        device=device,
     )
 
 
@@ -173,6 +178,7 @@ def test(
         sandbox=sandbox,
         seed=0,
         public_only=True,
+        device=None,
     )
 
 
@@ -187,6 +193,7 @@ def _grade(
     sandbox: str | None,
     seed: int,
     public_only: bool,
+    device: str | None,
 ) -> None:
     from grader.engine import grade as run_grade
     from grader.exporters import GradescopeExporter, JsonExporter, JunitExporter
@@ -194,6 +201,11 @@ def _grade(
     exercise = state.exercise(slug)
     backend = state.backend(sandbox)
     raw, size = read_submission(file, exercise.spec.source_kb * 1024)
+    device = device or state.settings.device
+    try:
+        cuda_index(device)
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
     with progress() as events, contextlib.redirect_stdout(sys.stderr):
         result = run_grade(
             exercise,
@@ -205,6 +217,7 @@ def _grade(
             events=events,
             filename=file.name,
             size=size,
+            device=device,
         )
     if junit is not None:
         JunitExporter().write([result], junit)

@@ -63,7 +63,7 @@ class GradingSession:
         spec = self.exercise.spec
         self.events(Event("stage", "starting the sandbox"))
         started = time.perf_counter()
-        self.student = RunnerClient(self.backend.start(self.limits), self.limits)
+        self.student = RunnerClient(self.backend.start(self.limits, device=self.device), self.limits)
         try:
             self.student.handshake()
             self.timings.sandbox_start_s = time.perf_counter() - started
@@ -122,7 +122,9 @@ class GradingSession:
         """The reference in a second runner, in a sandbox identical to the submission's."""
         if self._reference_client is None:
             spec = self.exercise.spec
-            client = RunnerClient(self.backend.start(self.limits), self.limits, label="reference")
+            client = RunnerClient(
+                self.backend.start(self.limits, device=self.device), self.limits, label="reference"
+            )
             self._reference_client = client
             client.handshake()
             client.init(preload=list(spec.preload), device=self.device, forbidden=[])

@@ -164,7 +164,7 @@ class Server:
         owner = self.resolve(_int(header.get("obj", 0)))
         if len(path) == 2:
             owner = _walk(owner, path[0])
-        setattr(owner, path[-1], decoder.decode(header.get("value")))
+        setattr(owner, path[-1], self.on_device(decoder.decode(header.get("value"))))
         return {}
 
     def op_call(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
@@ -193,7 +193,9 @@ class Server:
     def op_stage(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         calls = []
         for attr, args, kwargs in decoder.decode(header["calls"]):
-            calls.append((_walk(self.resolve(0), str(attr)), list(args), dict(kwargs)))
+            args = [self.on_device(a) for a in args]
+            kwargs = {k: self.on_device(v) for k, v in dict(kwargs).items()}
+            calls.append((_walk(self.resolve(0), str(attr)), args, kwargs))
         self.slots[_int(header["slot"])] = calls
         self.slot_files[_int(header["slot"])] = self.written
         return {}
@@ -280,6 +282,25 @@ class Server:
         out, stats = probe.measure(fn, args, kwargs)
         return {"value": out, "stats": stats}
 
+    def arguments(self, decoder: codec.Decoder, header: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        args = decoder.decode(header.get("args", []))
+        kwargs = decoder.decode(header.get("kwargs", {"t": "dict", "v": []}))
+        return [self.on_device(a) for a in args], {k: self.on_device(v) for k, v in kwargs.items()}
+
+    def on_device(self, value: Any) -> Any:
+        """Inputs go to the exercise's device (a GPU runner computes on the GPU); leaves that
+        require grad stay leaves, so their gradients can be read back."""
+        if self.device == "cpu":
+            return value
+        torch = sys.modules["torch"]
+        if isinstance(value, torch.Tensor):
+            return value.detach().to(self.device).requires_grad_(value.requires_grad)
+        if isinstance(value, list | tuple):
+            return type(value)(self.on_device(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.on_device(v) for k, v in value.items()}
+        return value
+
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):
             sys.modules["torch"].cuda.synchronize()
@@ -323,9 +344,10 @@ def _type_name(obj: Any) -> str:
 
 
 def _pick_device(torch: Any, wanted: str) -> str:
+    """The sandbox shows exactly the one GPU it was given (CUDA_VISIBLE_DEVICES): cuda:0 here."""
     if wanted.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.set_device(torch.device(wanted))
-        return wanted
+        torch.cuda.set_device(0)
+        return "cuda:0"
     return "cpu"
 
 

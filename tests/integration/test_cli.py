@@ -142,3 +142,8 @@ def test_one_broken_exercise_does_not_stop_work_on_another(tmp_path: Path) -> No
         and "exercise 'toy-sum' is invalid" in done.stderr
         and "README.md: missing" in done.stderr
     )
+
+
+def test_an_unknown_device_is_bad_usage() -> None:
+    done = grader("grade", "guarded-sum", solution(), "--device", "gpu0")
+    assert done.returncode == 2 and "unknown device 'gpu0'" in done.stderr

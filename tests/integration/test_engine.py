@@ -123,7 +123,7 @@ def test_rejections_never_start_a_sandbox(toy_catalog: Catalog, source: str, wor
     class NoSandbox(Sandbox):
         name = "refuses"
 
-        def start(self, limits: Limits) -> SandboxProcess:
+        def start(self, limits: Limits, *, device: str = "cpu") -> SandboxProcess:
             raise AssertionError("a rejected submission must not start a sandbox")
 
     verdict = grade(toy_catalog.get("toy-sum"), source.encode(), NoSandbox())
@@ -134,7 +134,7 @@ def test_sandbox_failures_are_system_errors(toy_catalog: Catalog) -> None:
     class Broken(Sandbox):
         name = "broken"
 
-        def start(self, limits: Limits) -> SandboxProcess:
+        def start(self, limits: Limits, *, device: str = "cpu") -> SandboxProcess:
             raise SandboxError("the daemon is down")
 
     exercise = toy_catalog.get("toy-sum")

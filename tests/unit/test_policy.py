@@ -11,6 +11,8 @@ from sandbox.policy import (
     Mount,
     bwrap_argv,
     cgroup_join_argv,
+    cuda_index,
+    gpu_nodes,
     rlimit_argv,
     runner_env,
     setpriv_argv,
@@ -116,3 +118,31 @@ def test_unknown_limits_are_named() -> None:
 def test_limits_merge_over_defaults() -> None:
     limits = Limits.from_mapping({"memory_mb": 512})
     assert limits.memory_mb == 512 and limits.pids == Limits().pids
+
+
+@pytest.mark.parametrize(("device", "index"), [("cpu", None), ("cuda", 0), ("cuda:3", 3)])
+def test_cuda_index(device: str, index: int | None) -> None:
+    assert cuda_index(device) == index
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "mps", "cuda:-1"])
+def test_unknown_devices_are_refused(device: str) -> None:
+    with pytest.raises(ValueError, match="unknown device"):
+        cuda_index(device)
+
+
+def test_a_gpu_sandbox_gets_exactly_one_device() -> None:
+    nodes = gpu_nodes("cuda:1", existing=lambda path: path != "/dev/nvidia-modeset")
+    assert nodes == ("/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+    args = bwrap_argv(Limits(), LAYOUT, seccomp_fd=None, device="cuda:1", gpu_nodes=nodes)
+    assert pairs(args, "--dev-bind") == list(nodes)
+    assert args.index("--dev-bind") > args.index("--dev")  # after the fresh /dev, not hidden by it
+    env = {args[i + 1]: args[i + 2] for i, a in enumerate(args) if a == "--setenv"}
+    assert env["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+def test_a_cpu_sandbox_sees_no_gpu() -> None:
+    assert gpu_nodes("cpu") == ()
+    args = bwrap_argv(Limits(), LAYOUT, seccomp_fd=None)
+    assert "--dev-bind" not in args
+    assert runner_env(Limits())["CUDA_VISIBLE_DEVICES"] == ""
