@@ -103,11 +103,19 @@ def test_prerequisites_always_come_first_even_across_tracks(tmp_path: Path) -> N
         (lambda r: make(r, "a", spec_id="b"), "differs from its folder name"),
         (
             lambda r: make(r, "a", extra='[performance.speed]\nmetric = "time"\nthreshold = -1\n'),
-            "performance.speed.threshold: Input should be greater than 0",
+            "performance.speed.threshold: Input should be greater than or equal to 0",
         ),
         (
             lambda r: make(r, "a", extra='[performance.speed]\nmetric = "time"\nthreshold = 0.5\n'),
             "would ask students to beat the reference",
+        ),
+        (
+            lambda r: make(r, "a", extra='[performance.speed]\nmetric = "ops"\nthreshold = 0\n'),
+            "a ratio threshold must be greater than 0",
+        ),
+        (
+            lambda r: make(r, "a", extra='[performance.g]\nmetric = "ops"\nthreshold = 1\nsizes = [8, 4]\n'),
+            "sizes must be at least two increasing numbers",
         ),
         (
             lambda r: make(r, "a", extra='[performance.speed]\nmetric = "speed"\nthreshold = 2\n'),
@@ -129,6 +137,8 @@ def test_prerequisites_always_come_first_even_across_tracks(tmp_path: Path) -> N
         "id-mismatch",
         "negative-threshold",
         "threshold-below-one",
+        "zero-ratio-threshold",
+        "bad-sizes",
         "bad-metric",
         "zero-limit",
         "unknown-limit",
