@@ -36,6 +36,15 @@ TORCH_DTYPES = (
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
 )  # fmt: skip
 NUMPY_KINDS = frozenset("biufc")
+# torch layers a test may hand to a submission (a base layer to wrap, say): sent as their
+# constructor arguments and state dict, rebuilt on the other side. Constructor argument names
+# are read from the layer's attributes of the same name.
+TORCH_LAYERS: dict[str, tuple[str, ...]] = {
+    "Linear": ("in_features", "out_features"),
+    "Embedding": ("num_embeddings", "embedding_dim"),
+    "LayerNorm": ("normalized_shape", "eps", "elementwise_affine"),
+    "Dropout": ("p",),
+}
 
 
 class CodecError(ValueError):
@@ -192,6 +201,10 @@ class Encoder:
         if torch is not None:
             if isinstance(value, torch.Tensor):
                 return self._encode_tensor(value, torch)
+            if type(value).__name__ in TORCH_LAYERS and type(value) is getattr(
+                torch.nn, type(value).__name__, None
+            ):
+                return self._encode_layer(value)
             if isinstance(value, torch.dtype):
                 return {"t": "dtype", "v": str(value).removeprefix("torch.")}
             if isinstance(value, torch.device):
@@ -219,6 +232,22 @@ class Encoder:
             shape = [int(s) for s in plain.shape]
             raw = plain.reshape(-1).view(torch.uint8).numpy() if plain.numel() else b""
         return {"t": "tensor", "dtype": dtype, "shape": shape, "b": self.add_buffer(raw), "rg": requires_grad}
+
+    def _encode_layer(self, layer: Any) -> dict[str, Any]:
+        name = type(layer).__name__
+        config = {key: getattr(layer, key) for key in TORCH_LAYERS[name]}
+        if name == "Linear":
+            config["bias"] = layer.bias is not None
+        state = {key: value for key, value in layer.state_dict().items()}
+        frozen = [key for key, param in layer.named_parameters() if not param.requires_grad]
+        return {
+            "t": "layer",
+            "cls": name,
+            "config": self.encode(config),
+            "state": self.encode(state),
+            "frozen": frozen,
+            "training": bool(layer.training),
+        }
 
     def _encode_ndarray(self, value: Any) -> dict[str, Any]:
         if value.dtype.kind not in NUMPY_KINDS or value.dtype.hasobject:
@@ -251,6 +280,7 @@ class Decoder:
         on_ref: Callable[[int], Any] | None = None,
         on_file: Callable[[str, memoryview], Any] | None = None,
         grad_inputs: bool = False,
+        layers: bool = False,
     ) -> None:
         self.buffers = buffers
         self.caps = caps
@@ -258,6 +288,7 @@ class Decoder:
         self.on_ref = on_ref
         self.on_file = on_file
         self.grad_inputs = grad_inputs
+        self.layers = layers
         self._nodes = 0
 
     def decode(self, tree: Any) -> Any:
@@ -386,6 +417,38 @@ class Decoder:
             raise CodecError("references are not accepted here")
         return self.on_ref(tree["id"])
 
+    def _layer(self, tree: dict[str, Any], depth: int) -> Any:
+        import torch
+
+        name = tree.get("cls")
+        if not self.layers or name not in TORCH_LAYERS:
+            raise CodecError(f"layers of type {name!r} are not accepted here")
+        config, state = (
+            self._decode(tree.get("config"), depth + 1),
+            self._decode(tree.get("state"), depth + 1),
+        )
+        if (
+            not isinstance(config, dict)
+            or not isinstance(state, dict)
+            or set(config) - {*TORCH_LAYERS[name], "bias"}
+        ):
+            raise CodecError(f"a {name} layer with a bad configuration")
+        positional = [config.pop(key) for key in TORCH_LAYERS[name][:2] if key in config]
+        try:
+            layer = getattr(torch.nn, name)(*positional, **config)
+            tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+            dtypes = {v.dtype for v in tensors.values() if v.is_floating_point()}
+            if len(dtypes) == 1:
+                layer = layer.to(dtypes.pop())
+            layer.load_state_dict(tensors)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CodecError(f"cannot rebuild a {name} layer: {exc}") from None
+        frozen = tree.get("frozen", [])
+        for key, param in layer.named_parameters():
+            param.requires_grad_(key not in frozen)
+        layer.train(tree.get("training") is True)
+        return layer
+
     def _file(self, tree: dict[str, Any], depth: int) -> Any:
         name = tree.get("name")
         if self.on_file is None or not isinstance(name, str):
@@ -415,4 +478,5 @@ _DECODERS: dict[str, Callable[[Decoder, dict[str, Any], int], Any]] = {
     "handle": Decoder._handle,
     "ref": Decoder._ref,
     "file": Decoder._file,
+    "layer": Decoder._layer,
 }

@@ -92,7 +92,9 @@ class Server:
         if handler is None:
             self.send({"ok": False, "error": _error_info(ValueError(f"unknown op {header.get('op')!r}"), "")})
             return
-        decoder = codec.Decoder(buffers, on_ref=self.resolve, on_file=self.materialise, grad_inputs=True)
+        decoder = codec.Decoder(
+            buffers, on_ref=self.resolve, on_file=self.materialise, grad_inputs=True, layers=True
+        )
         self.written = []
         try:
             reply = handler(self, header, decoder)
@@ -295,6 +297,8 @@ class Server:
         torch = sys.modules["torch"]
         if isinstance(value, torch.Tensor):
             return value.detach().to(self.device).requires_grad_(value.requires_grad)
+        if isinstance(value, torch.nn.Module):
+            return value.to(self.device)
         if isinstance(value, list | tuple):
             return type(value)(self.on_device(v) for v in value)
         if isinstance(value, dict):

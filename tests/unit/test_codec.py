@@ -284,3 +284,40 @@ def test_random_trees_never_escape_as_anything_but_codec_errors(tree: Any) -> No
         Decoder([memoryview(bytearray(8))]).decode(tree)
     except CodecError:
         pass
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        torch.nn.Linear(4, 3),
+        torch.nn.Linear(5, 2, bias=False).to(torch.float64),
+        torch.nn.Embedding(7, 3),
+        torch.nn.LayerNorm(6, eps=1e-3),
+        torch.nn.Dropout(0.25),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_allowed_torch_layers_are_rebuilt_with_their_state(layer: torch.nn.Module) -> None:
+    layer.eval()
+    for param in list(layer.parameters())[:1]:
+        param.requires_grad_(False)
+    out = roundtrip(layer, layers=True)
+    assert type(out) is type(layer) and out.training is False
+    assert out.state_dict().keys() == layer.state_dict().keys()
+    for key, value in layer.state_dict().items():
+        assert torch.equal(out.state_dict()[key], value) and out.state_dict()[key].dtype == value.dtype
+    assert [p.requires_grad for p in out.parameters()] == [p.requires_grad for p in layer.parameters()]
+
+
+def test_layers_are_refused_where_not_enabled_and_other_modules_are_not_data() -> None:
+    with pytest.raises(CodecError, match="not accepted here"):
+        roundtrip(torch.nn.Linear(2, 2))
+    with pytest.raises(CodecError, match="cannot send"):
+        Encoder().encode(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_a_forged_layer_is_refused() -> None:
+    config = {"t": "dict", "v": [["in_features", 2], ["__class__", 1]]}
+    tree = {"t": "layer", "cls": "Linear", "config": config, "state": {"t": "dict", "v": []}}
+    with pytest.raises(CodecError, match="bad configuration"):
+        Decoder([], layers=True).decode(tree)
