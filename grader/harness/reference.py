@@ -3,6 +3,7 @@ arguments, with `File` arguments turned into real files like the runner does."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +38,8 @@ class LocalModule:
             return str(path)
         if torch is not None and isinstance(value, torch.Tensor):
             return value.detach().clone().requires_grad_(value.requires_grad)
+        if torch is not None and isinstance(value, torch.nn.Module):
+            return copy.deepcopy(value)  # the submission gets its own rebuilt copy too
         if isinstance(value, list):
             return [self._prepare(v) for v in value]
         if isinstance(value, tuple):
