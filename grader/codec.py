@@ -21,6 +21,7 @@ import json
 import math
 import struct
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,10 @@ class Caps:
     max_buffers: int = 65536
     max_depth: int = 64
     max_nodes: int = 4_000_000
+    max_int_bits: int = (
+        64  # bigger ints are refused: past 64 bits they can be built to collide in hash tables
+    )
+    max_seconds: float = 10.0  # CPU time one value may take to decode
 
 
 DEFAULT_CAPS = Caps()
@@ -290,13 +295,33 @@ class Decoder:
         self.grad_inputs = grad_inputs
         self.layers = layers
         self._nodes = 0
+        self._used: set[int] = set()
+        self._started = 0.0
 
     def decode(self, tree: Any) -> Any:
-        return self._decode(tree, 0)
+        """The value of `tree`; CodecError for anything malformed, whatever fails inside."""
+        self._started = time.process_time()
+        try:
+            return self._decode(tree, 0)
+        except CodecError:
+            raise
+        except (
+            TypeError,
+            ValueError,
+            OverflowError,
+            RuntimeError,
+            SyntaxError,
+            MemoryError,
+            RecursionError,
+        ) as exc:
+            raise CodecError(f"malformed value ({type(exc).__name__})") from None
 
     def _buffer(self, index: Any) -> memoryview:
         if type(index) is not int or not 0 <= index < len(self.buffers):
             raise CodecError(f"bad buffer reference {index!r}")
+        if index in self._used:  # one buffer, one value: no amplification, no aliasing
+            raise CodecError(f"buffer {index} is referenced twice")
+        self._used.add(index)
         return self.buffers[index]
 
     def _decode(self, tree: Any, depth: int) -> Any:
@@ -305,7 +330,13 @@ class Decoder:
             raise CodecError(f"value has more than {self.caps.max_nodes} parts")
         if depth > self.caps.max_depth:
             raise CodecError(f"value is nested deeper than {self.caps.max_depth} levels")
-        if tree is None or isinstance(tree, bool | int | float | str):
+        if self._nodes % 4096 == 0 and time.process_time() - self._started > self.caps.max_seconds:
+            raise CodecError(f"value takes more than {self.caps.max_seconds:g} s to decode")
+        if type(tree) is int:
+            if tree.bit_length() > self.caps.max_int_bits:
+                raise CodecError(f"an integer of more than {self.caps.max_int_bits} bits")
+            return tree
+        if tree is None or isinstance(tree, bool | float | str):
             return tree
         if isinstance(tree, list):
             return [self._decode(v, depth + 1) for v in tree]
@@ -327,21 +358,31 @@ class Decoder:
         return tuple(self._items(tree, depth))
 
     def _set(self, tree: dict[str, Any], depth: int) -> set[Any]:
-        try:
-            return set(self._items(tree, depth))
-        except TypeError:
-            raise CodecError("a set holds an unhashable value") from None
+        out: set[Any] = set()
+        for i, item in enumerate(self._items(tree, depth)):
+            try:
+                out.add(item)
+            except TypeError:
+                raise CodecError("a set holds an unhashable value") from None
+            self._budget(i)
+        return out
 
     def _dict(self, tree: dict[str, Any], depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        for pair in self._items(tree, depth):
+        for i, pair in enumerate(self._items(tree, depth)):
             if not isinstance(pair, list) or len(pair) != 2:
                 raise CodecError("a dict item must be a [key, value] pair")
             try:
                 out[pair[0]] = pair[1]
             except TypeError:
                 raise CodecError(f"a dict key of type {type(pair[0]).__name__} is not hashable") from None
+            self._budget(i)
         return out
+
+    def _budget(self, i: int) -> None:
+        # hash tables go quadratic on colliding keys: watch the clock while they grow
+        if i % 256 == 255 and time.process_time() - self._started > self.caps.max_seconds:
+            raise CodecError(f"value takes more than {self.caps.max_seconds:g} s to decode")
 
     def _bytes(self, tree: dict[str, Any], depth: int) -> bytes:
         if "b" in tree:

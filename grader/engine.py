@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import platform
+import secrets
 import tempfile
 import time
+import traceback
 
 from grader import __version__
 from grader.catalog import Exercise
@@ -33,7 +35,7 @@ def grade(
     *,
     public_only: bool = False,
     measure: bool = True,
-    seed: int = 0,
+    seed: int | None = None,
     device: str = "cpu",
     events: EventSink = ignore,
     filename: str = "",
@@ -43,6 +45,8 @@ def grade(
     grading may use ("cuda:N"); exercises that do not declare a GPU run on the CPU."""
     started = time.perf_counter()
     device = device if exercise.spec.resources == "gpu" else "cpu"
+    if seed is None:  # fresh hidden inputs for every grading; the seed is kept in the verdict
+        seed = secrets.randbits(31)
     provenance = Provenance(
         exercise=exercise.slug,
         exercise_version=exercise.version,
@@ -76,6 +80,11 @@ def grade(
         verdict = _run(session, public_only, provenance, limits)
     except (SandboxError, SandboxUnavailable) as exc:
         verdict = _system_error(f"sandbox failure: {exc}", provenance, limits, session.timings)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: still a verdict, with what to report
+        where = "".join(traceback.format_exception(exc)[-3:])
+        verdict = _system_error(
+            f"internal error: {truncate(where, 2000)}", provenance, limits, session.timings
+        )
     finally:
         session.close()
     verdict.timings.total_s = time.perf_counter() - started
@@ -155,6 +164,7 @@ def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, 
         performance=session.performance,
         output=output.text() if output else "",
         output_bytes=output.total if output else 0,
+        output_withheld_bytes=output.withheld if output else 0,
         output_truncated=output.truncated if output else False,
         limits=limits,
         timings=session.timings,
@@ -169,7 +179,7 @@ def summarise(status: Status, results: list[TestResult], message: str = "") -> s
         return f"passed all {passed} tests"
     if status is Status.TOO_SLOW:
         slow = [r.name for r in results if r.outcome is Outcome.TOO_SLOW]
-        return f"correct, but too slow in {', '.join(slow)}"
+        return f"correct, but over a performance limit in {', '.join(slow)}"
     if status is Status.FAILED:
         return f"{passed} of {len(graded)} tests passed"
     return message.splitlines()[0] if message else status.label

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from grader import codec
-from grader.verdict import Status
+from grader.verdict import Status, truncate
 from sandbox import Limits, SandboxProcess
 
 STARTUP_SECONDS = 60.0
@@ -59,19 +59,59 @@ class RemoteError(Exception):
 
     @property
     def frames(self) -> list[tuple[int, str]]:
-        return [
-            (int(f[0]), str(f[1])) for f in self.info.get("frames", []) if isinstance(f, list) and len(f) == 2
-        ]
+        """(line, function) of the submission's own frames; well-formed by `_error_info`."""
+        return [(f[0], f[1]) for f in self.info.get("frames", []) if isinstance(f, list) and len(f) == 2]
+
+    @property
+    def builtin_type(self) -> str:
+        """The nearest builtin exception type: what a hidden test may name (the submission's own
+        class names are its to choose, and could carry data)."""
+        for name in self.info.get("bases", []):
+            if isinstance(getattr(builtins, str(name), None), type):
+                return str(name)
+        return "Exception"
 
 
 _ERROR_CLASSES: dict[str, type[RemoteError]] = {}
+# builtin bases a remote exception may take: not the ones that steer iteration (a StopIteration
+# raised from a check would quietly end the loop that runs it)
+_UNSAFE_BASES = {"StopIteration", "StopAsyncIteration"}
+MAX_FRAMES = 40
+
+
+def _error_info(error: dict[str, Any]) -> dict[str, Any]:
+    """The runner's error report, reduced to well-formed, size-capped fields."""
+
+    def text(value: Any, limit: int) -> str:
+        return truncate(value, limit) if isinstance(value, str) else ""
+
+    frames = []
+    raw_frames = error.get("frames")
+    for frame in raw_frames[-MAX_FRAMES:] if isinstance(raw_frames, list) else []:
+        if (
+            isinstance(frame, list)
+            and len(frame) == 2
+            and type(frame[0]) is int
+            and isinstance(frame[1], str)
+        ):
+            frames.append([frame[0], frame[1][:100]])
+    bases = error.get("bases")
+    code, number = error.get("exit_code"), error.get("errno")
+    return {
+        "type": text(error.get("type"), 100) or "Exception",
+        "message": text(error.get("message"), 4000),
+        "bases": [b for b in bases[:20] if isinstance(b, str)] if isinstance(bases, list) else [],
+        "frames": frames,
+        "exit_code": code if type(code) is int and 0 <= code <= 255 else None,
+        "errno": number if type(number) is int and 0 < number < 4096 else None,
+    }
 
 
 def remote_error(info: dict[str, Any]) -> RemoteError:
     base: type[BaseException] = Exception
     for name in info.get("bases", []):
         candidate = getattr(builtins, str(name), None)
-        if isinstance(candidate, type) and issubclass(candidate, Exception):
+        if isinstance(candidate, type) and issubclass(candidate, Exception) and name not in _UNSAFE_BASES:
             base = candidate
             break
     cls = _ERROR_CLASSES.get(base.__name__)
@@ -98,26 +138,37 @@ class File:
 
 @dataclass
 class Output:
-    """What the submission printed: the first `kept` bytes, and how much there was in all."""
+    """What the submission printed: the first `kept` bytes, and how much there was in all.
+
+    Once `withhold()` is called (when the hidden tests start), output is counted against the
+    limit but no longer kept: a submission could print the hidden inputs."""
 
     limit: int
     data: bytearray = field(default_factory=bytearray)
     total: int = 0
+    withheld: int = 0
+    _withholding: bool = False
 
     def add(self, chunk: bytes) -> bool:
         """Record a chunk; False once the total exceeds the limit."""
         self.total += len(chunk)
-        room = OUTPUT_KEPT - len(self.data)
-        if room > 0:
-            self.data += chunk[:room]
+        if self._withholding:
+            self.withheld += len(chunk)
+        else:
+            room = OUTPUT_KEPT - len(self.data)
+            if room > 0:
+                self.data += chunk[:room]
         return self.total <= self.limit
+
+    def withhold(self) -> None:
+        self._withholding = True
 
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
 
     @property
     def truncated(self) -> bool:
-        return self.total > len(self.data)
+        return self.total - self.withheld > len(self.data)
 
 
 class RunnerClient:
@@ -132,7 +183,7 @@ class RunnerClient:
         self.death: Death | None = None
         self.started = time.monotonic()
         self.deadline = self.started + limits.wall_seconds
-        self.baseline_bytes = 0
+        self.baseline_bytes: dict[str, int] = {"cgroup": 0, "procfs": 0}
         for fd in (process.stdin, process.stdout, process.stderr):
             os.set_blocking(fd, False)
 
@@ -145,15 +196,28 @@ class RunnerClient:
         self.process.locate_runner()
         return header
 
-    def init(self, *, preload: list[str], device: str, forbidden: list[str]) -> dict[str, Any]:
-        header = {"op": "init", "preload": preload, "threads": 1, "device": device, "forbidden": forbidden}
+    def init(
+        self, *, preload: list[str], device: str, forbidden: list[str], forbidden_ops: list[str] | None = None
+    ) -> dict[str, Any]:
+        header = {
+            "op": "init",
+            "preload": preload,
+            "threads": 1,
+            "device": device,
+            "forbidden": forbidden,
+            "forbidden_ops": forbidden_ops or [],
+        }
         info = dict(self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value)
-        self.baseline_bytes = self.process.memory_bytes()  # the runtime alone, before any submission code
+        # the runtime alone, before any submission code, as each memory source sees it
+        self.baseline_bytes = {source: self.process.memory_bytes(source) for source in ("cgroup", "procfs")}
         return info
 
     def load(self, module: str, source: str) -> list[str]:
         reply = self.request({"op": "load", "module": module, "source": source}, what="importing your module")
-        return [str(n) for n in reply.value]
+        names = reply.value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self._die(Status.RUNTIME_ERROR, "the runner broke the protocol while importing your module")
+        return names
 
     def close(self) -> None:
         self.drain_output()
@@ -177,11 +241,23 @@ class RunnerClient:
         *,
         timeout: float | None = None,
         what: str = "a call",
-    ) -> Any:
-        """Send one request and return the decoded `value` of its reply.
+    ) -> _Reply:
+        """Send one request and return its decoded reply.
 
         Raises RemoteError when the submission raised, RunnerDied when the runner is gone.
         """
+        return self.timed_request(header, values, timeout=timeout, what=what)[0]
+
+    def timed_request(
+        self,
+        header: dict[str, Any],
+        values: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        what: str = "a call",
+    ) -> tuple[_Reply, int, int]:
+        """`request`, with the runner's CPU time and the wall time from just before the request
+        is sent until its whole reply has arrived (the harness's own encoding excluded)."""
         if self.death is not None:
             raise RunnerDied(self.death, self.label)
         deadline = min(time.monotonic() + (timeout or self.limits.call_seconds), self.deadline)
@@ -190,11 +266,14 @@ class RunnerClient:
         full = dict(header)
         for key, value in (values or {}).items():
             full[key] = encoder.encode(value)
-        self._send(encoder.frame(full), deadline, what)
+        parts = encoder.frame(full)
+        cpu0, wall0 = self.process.cpu_ns(), time.perf_counter_ns()
+        self._send(parts, deadline, what)
         reply, buffers = self._receive(deadline, what)
-        return self._result(reply, buffers)
+        wall1, cpu1 = time.perf_counter_ns(), self.process.cpu_ns()
+        return self._result(reply, buffers), cpu1 - cpu0, wall1 - wall0
 
-    def _result(self, reply: dict[str, Any], buffers: list[memoryview]) -> Any:
+    def _result(self, reply: dict[str, Any], buffers: list[memoryview]) -> _Reply:
         decoder = codec.Decoder(buffers, self.caps, on_handle=self._proxy)
         if reply.get("ok") is True:
             try:
@@ -204,10 +283,11 @@ class RunnerClient:
         error = reply.get("error")
         if not isinstance(error, dict):
             self._die(Status.RUNTIME_ERROR, "the runner broke the protocol: a failed reply without an error")
+        info = _error_info(error)
         if reply.get("fatal") is True:
-            code = error.get("exit_code")
+            code = info["exit_code"]
             self._die(Status.RUNTIME_ERROR, f"your code called sys.exit({code if code is not None else ''})")
-        err = remote_error(error)
+        err = remote_error(info)
         err.origin = self.label
         raise err
 
@@ -294,6 +374,10 @@ class RunnerClient:
         self.drain_output()
         self._die(*classify_exit(code, self.process, what))
 
+    def broke_protocol(self, message: str) -> NoReturn:
+        """The runner answered outside the protocol: it is killed, the submission's doing."""
+        self._die(Status.RUNTIME_ERROR, message)
+
     def _die(self, status: Status, message: str) -> NoReturn:
         """Record why the runner is finished, kill it, and raise RunnerDied."""
         if self.death is None:
@@ -376,7 +460,7 @@ class RemoteObject:
         return RemoteObject.call(self, None, *args, **kwargs)
 
     def call(self, attr: str | None, *args: Any, **kwargs: Any) -> Any:
-        what = f"calling {attr or self._type.rsplit('.', 1)[-1]}"
+        what = f"calling {attr}" if attr else "calling an object of yours"  # never the runner's type names
         header = {"op": "call", "obj": self._id, "attr": attr}
         return self._client.request(header, {"args": list(args), "kwargs": kwargs}, what=what).value
 
@@ -385,7 +469,7 @@ class RemoteObject:
     ) -> Gradients:
         """Call this object (or its method `attr`) in the runner, backpropagate `grad_output`
         through the output (None for a scalar), and return the output and the gradients."""
-        what = f"backpropagating through {attr or self._type.rsplit('.', 1)[-1]}"
+        what = f"backpropagating through {attr}" if attr else "backpropagating through an object of yours"
         header = {"op": "backward", "obj": self._id, "attr": attr}
         values = {"args": list(args), "kwargs": kwargs, "grad_output": grad_output}
         found = self._client.request(header, values, what=what).value

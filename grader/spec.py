@@ -62,7 +62,19 @@ class ForbiddenSpec(BaseModel):
 
     imports: list[str] = Field(default_factory=list)
     calls: list[str] = Field(default_factory=list)
+    # torch operators (glob patterns over names like "aten::_scaled_dot_product_flash_attention")
+    # whose kernels are replaced in the submission's runner: every path to them fails, however
+    # the submission reaches them (F.*, torch._C, torch.ops, a module that calls them)
+    ops: list[str] = Field(default_factory=list)
     reason: str = ""
+
+    @field_validator("ops")
+    @classmethod
+    def _operators(cls, patterns: list[str]) -> list[str]:
+        bad = [p for p in patterns if not re.fullmatch(r"[a-z_]+::[A-Za-z0-9_.*?\[\]]+", p)]
+        if bad:
+            raise ValueError(f"not an operator pattern (namespace::name): {', '.join(bad)}")
+        return patterns
 
     @field_validator("imports", "calls")
     @classmethod

@@ -151,8 +151,9 @@ class Verdict(BaseModel):
     max_score: float = 0.0
     tests: list[TestResult] = Field(default_factory=list)
     performance: list[PerfResult] = Field(default_factory=list)
-    output: str = ""
-    output_bytes: int = 0
+    output: str = ""  # what the submission printed before the hidden tests, truncated
+    output_bytes: int = 0  # everything it printed
+    output_withheld_bytes: int = 0  # printed during hidden tests: counted, never shown
     output_truncated: bool = False
     limits: dict[str, Any] = Field(default_factory=dict)
     timings: Timings = Field(default_factory=Timings)

@@ -96,28 +96,37 @@ class SandboxProcess:
     # ------------------------------------------------------------- measurements
 
     def cpu_ns(self) -> int:
+        """CPU time of the sandbox so far: every process of its cgroup, or (without one) the
+        runner's own threads, live and exited, and its reaped children, from /proc."""
         if self.cgroup is not None:
             return self.cgroup.cpu_ns()
         return _process_cpu_ns(self._runner())
 
-    def memory_bytes(self) -> int:
-        if self.cgroup is not None:
+    @property
+    def cpu_resolution_ns(self) -> int:
+        """How fine `cpu_ns` is: exact from a cgroup, clock ticks from /proc."""
+        return 1 if self.cgroup is not None else TICK_NS
+
+    def memory_bytes(self, source: str = "cgroup") -> int:
+        if source == "cgroup" and self.cgroup is not None:
             return self.cgroup.memory_bytes()
         return _status_kb(self._runner(), "VmRSS") * 1024
 
-    def memory_peak_bytes(self) -> int:
-        if self.cgroup is not None:
+    def memory_peak_bytes(self, source: str = "cgroup") -> int:
+        if source == "cgroup" and self.cgroup is not None:
             return self.cgroup.memory_peak_bytes()
         return _status_kb(self._runner(), "VmHWM") * 1024
 
-    def reset_memory_peak(self) -> bool:
+    def reset_memory_peak(self) -> str:
+        """Restart peak tracking; returns the source that now tracks it ("cgroup" or "procfs"),
+        to read the peak and the baseline from that same source."""
         if self.cgroup is not None and self.cgroup.reset_memory_peak():
-            return True
+            return "cgroup"
         try:
             Path(f"/proc/{self._runner()}/clear_refs").write_text("5")
         except OSError:
-            return False
-        return True
+            pass
+        return "procfs"
 
     def oom_killed(self) -> bool:
         if self.cgroup is None:
@@ -181,19 +190,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
 def _process_cpu_ns(pid: int) -> int:
-    total = 0
+    """utime + stime + cutime + cstime: the whole thread group, exited threads included, and its
+    reaped children (per-thread schedstat would miss threads that have exited)."""
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[-1].split()
     except OSError:
         return 0
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+    return sum(int(v) for v in fields[11:15]) * TICK_NS
 
 
 def _status_kb(pid: int, key: str) -> int:

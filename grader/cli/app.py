@@ -138,7 +138,10 @@ def grade(
     junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here")] = None,
     gradescope: Annotated[Path | None, typer.Option(help="Also write a Gradescope results.json here")] = None,
     sandbox: SandboxOption = None,
-    seed: Annotated[int, typer.Option(help="Seed for the tests' generated inputs")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for the tests' inputs (default: a fresh one, shown in the verdict)"),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="GPU for GPU exercises: cuda:N [env: GRADER_DEVICE]")
     ] = None,
@@ -176,7 +179,7 @@ def test(
         junit=None,
         gradescope=None,
         sandbox=sandbox,
-        seed=0,
+        seed=None,
         public_only=True,
         device=None,
     )
@@ -191,7 +194,7 @@ def _grade(
     junit: Path | None,
     gradescope: Path | None,
     sandbox: str | None,
-    seed: int,
+    seed: int | None,
     public_only: bool,
     device: str | None,
 ) -> None:

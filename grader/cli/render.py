@@ -37,10 +37,15 @@ def verdict(console: Console, result: Verdict) -> None:
         parts.append(_tests(result))
     if result.performance:
         parts.append(_performance(result))
-    if result.output:
-        shown = result.output[-2000:]
-        note = f" (last 2000 of {result.output_bytes} bytes)" if result.output_bytes > len(shown) else ""
-        parts.append(Panel(Text(shown), title=f"your output{note}", title_align="left", border_style="dim"))
+    if result.output or result.output_withheld_bytes:
+        shown = result.output[:2000]
+        notes = []
+        if len(result.output) > len(shown) or result.output_truncated:
+            notes.append(f"the first {len(shown)} characters")
+        if result.output_withheld_bytes:
+            notes.append(f"{result.output_withheld_bytes} bytes printed during hidden tests are not shown")
+        heading = "your output" + (f" ({'; '.join(notes)})" if notes else "")
+        parts.append(Panel(Text(shown), title=Text(heading), title_align="left", border_style="dim"))
     t, prov = result.timings, result.provenance
     phases = (
         f"sandbox {t.sandbox_start_s:.2f} s, runtime {t.runtime_import_s:.2f} s, "

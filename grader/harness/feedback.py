@@ -88,7 +88,7 @@ def explain(exc: BaseException, *, public: bool, source: str, module: str, doc: 
 
 def _remote(exc: RemoteError, *, public: bool, source: str, module: str) -> Feedback:
     feedback = _remote_feedback(exc, public=public, source=source, module=module)
-    case = exc.info.get("case")  # set when a shrinking test found the smallest failing case
+    case = getattr(exc, "shrunk_case", None)  # set by the harness when a test shrank the failing case
     if isinstance(case, str):
         return dataclasses.replace(feedback, message=truncate(f"{case}: {feedback.message}"))
     return feedback
@@ -96,9 +96,15 @@ def _remote(exc: RemoteError, *, public: bool, source: str, module: str) -> Feed
 
 def _remote_feedback(exc: RemoteError, *, public: bool, source: str, module: str) -> Feedback:
     where = locate(exc, source, module)
+    # In a hidden test, only builtin exception types are named: the submission chooses its own
+    # class names and messages, and could make them carry the hidden inputs.
+    type_name = exc.type_name if public else exc.builtin_type
     if exc.type_name == "ForbiddenError":
-        return Feedback(Outcome.FAILED, truncate(exc.remote_message + where))
-    if exc.type_name == "NotImplementedError":
+        said = f": {exc.remote_message}" if public else ""
+        return Feedback(
+            Outcome.FAILED, truncate(f"your code called a function this exercise forbids{said}{where}")
+        )
+    if type_name == "NotImplementedError":
         return Feedback(
             Outcome.FAILED,
             f"NotImplementedError{where}",
@@ -116,7 +122,7 @@ def _remote_feedback(exc: RemoteError, *, public: bool, source: str, module: str
         return Feedback(Outcome.ERROR, f"{RESOURCE_ERRNOS[code]}{where}", status=Status.RUNTIME_ERROR)
     if exc.type_name == "RuntimeError" and "can't start new thread" in message:
         return Feedback(Outcome.ERROR, f"too many processes or threads{where}", status=Status.RUNTIME_ERROR)
-    text = f"your code raised {exc.type_name}"
+    text = f"your code raised {type_name}"
     if public and exc.remote_message:
         text += f": {exc.remote_message}"
     return Feedback(Outcome.ERROR, truncate(text + where))

@@ -42,6 +42,7 @@ class GradingPlugin:
         self.items: list[pytest.Item] = []
         self.collect_errors: list[str] = []
         self._pending: dict[str, dict[str, Any]] = {}
+        self.reported: set[str] = set()
 
     # ------------------------------------------------------------------ hooks
 
@@ -66,6 +67,10 @@ class GradingPlugin:
         self.session.events(Event("test", f"running {name}", index + 1, len(self.items)))
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        student = self.session.student
+        if not self._public(item) and student is not None:
+            student.drain_output()  # what the public tests printed is the submission's to see;
+            student.output.withhold()  # what it prints from here on could carry hidden inputs
         if item.get_closest_marker("performance") is not None:
             if not self.session.measure:
                 pytest.skip("performance is not measured in this run")
@@ -106,19 +111,28 @@ class GradingPlugin:
         public = self._public(item)
         marker = item.get_closest_marker("feedback")
         reveal = public or (marker is not None and marker.args[:1] == ("full",))
-        feedback = explain(
-            exc,
-            public=reveal,
-            source=self.session.source,
-            module=self.session.exercise.spec.entrypoint,
-            doc=_doc(item),
-        )
+        try:
+            feedback = explain(
+                exc,
+                public=reveal,
+                source=self.session.source,
+                module=self.session.exercise.spec.entrypoint,
+                doc=_doc(item),
+            )
+        except Exception as error:  # noqa: BLE001 - describing a failure must not lose the verdict
+            message = f"cannot describe {type(exc).__name__}: {type(error).__name__}: {error}"
+            return Feedback(
+                Outcome.ERROR,
+                "the grader failed while checking this test (not your fault)",
+                system_error=message,
+            )
         hint_marker = item.get_closest_marker("hint")
         if not feedback.hint and hint_marker is not None and hint_marker.args:
             feedback = dataclasses.replace(feedback, hint=str(hint_marker.args[0]))
         return feedback
 
     def _record(self, item: pytest.Item, state: dict[str, Any]) -> None:
+        self.reported.add(item.nodeid)
         feedback: Feedback = state["feedback"] or Feedback(Outcome.ERROR, "the test did not report a result")
         if feedback.system_error and not self.session.system_error:
             self.session.system_error = feedback.system_error
@@ -143,8 +157,7 @@ class GradingPlugin:
 
     def missing(self) -> list[str]:
         """Expected tests that reported nothing (the run was cut short): never a pass."""
-        reported = {r.name for r in self.session.results}
-        return [item.name for item in self.items if item.name not in reported]
+        return [item.nodeid for item in self.items if item.nodeid not in self.reported]
 
 
 def _doc(item: pytest.Item) -> str:

@@ -69,9 +69,11 @@ class GradingSession:
             self.timings.sandbox_start_s = time.perf_counter() - started
             self.events(Event("stage", "loading the runtime"))
             mark = time.perf_counter()
-            forbidden = list(spec.forbidden.calls)
             self.runtime = self.student.init(
-                preload=list(spec.preload), device=self.device, forbidden=forbidden
+                preload=list(spec.preload),
+                device=self.device,
+                forbidden=list(spec.forbidden.calls),
+                forbidden_ops=list(spec.forbidden.ops),
             )
             self.timings.runtime_import_s = time.perf_counter() - mark
         except (RunnerDied, RemoteError) as exc:

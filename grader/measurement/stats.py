@@ -8,9 +8,11 @@ verdict uses the median log ratio with a bootstrap confidence interval:
 - fail when its lower bound is over the limit,
 - otherwise measure more pairs, and at the last checkpoint decide on the median alone.
 
-A clear-cut rule ends early when every one of the first few pairs is more than twice over (or
-under half) the limit. When the reference's own times are too dispersed (IQR / median above
-0.25) the machine is too noisy to judge a result near the limit: the result is inconclusive,
+A clear-cut rule ends early when every one of the first 5 pairs is more than twice over (or
+under half) the limit, or every one of the first 3 is more than ten times over (a very slow
+submission should not cost minutes of measurement). When the reference's own times are too
+dispersed (IQR / median above 0.25) the machine is too noisy to judge a result near the limit: the
+result is inconclusive,
 never a failure. Far from the limit (a median more than twice over or under it) that noise
 cannot change the answer, and the decision stands.
 """
@@ -27,6 +29,8 @@ RESAMPLES = 2000
 LEVEL = 0.95
 CLEAR_CUT_PAIRS = 5
 CLEAR_CUT_FACTOR = 2.0
+EARLY_PAIRS = 3  # ten times past the limit needs only this many pairs
+EARLY_FACTOR = 10.0
 MAX_DISPERSION = 0.25
 
 
@@ -75,6 +79,8 @@ def decide(log_ratios: Sequence[float], limit: float, *, final: bool, seed: int 
     estimate = bootstrap_median(log_ratios, seed=seed)
     bound = math.log(limit)
     values = np.asarray(log_ratios)
+    if values.size >= EARLY_PAIRS and np.all(values > bound + math.log(EARLY_FACTOR)):
+        return Decision("fail", "clear-cut", estimate)
     if values.size >= CLEAR_CUT_PAIRS:
         if np.all(values > bound + math.log(CLEAR_CUT_FACTOR)):
             return Decision("fail", "clear-cut", estimate)

@@ -35,13 +35,11 @@ class Server:
         self.proto_out = proto_out
         self.objects: dict[int, Any] = {}
         self.ids = itertools.count(1)
-        self.slots: dict[int, list[tuple[Callable[..., Any], list[Any], dict[str, Any]]]] = {}
-        self.results: dict[int, list[Any]] = {}
         self.files = itertools.count()
         self.written: list[str] = []  # files materialised while decoding the current request
-        self.slot_files: dict[int, list[str]] = {}
         self.module_path = ""
         self.device = "cpu"
+        self.blocked_ops: Any = None  # the torch.library holding the blocking kernels
 
     # ----------------------------------------------------------------- transport
 
@@ -140,6 +138,8 @@ class Server:
             info = {"torch": torch.__version__, "device": self.device}
         for dotted in header.get("forbidden", []):
             _forbid(str(dotted))
+        if header.get("forbidden_ops"):
+            self.blocked_ops = _block_operators([str(p) for p in header["forbidden_ops"]])
         info["seconds"] = time.perf_counter() - started
         return {"value": info}
 
@@ -192,18 +192,14 @@ class Server:
                 self.objects.pop(_int(ident), None)
         return {}
 
-    def op_stage(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_block(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        """A timed block: decode the calls, run them with garbage collection off, answer every
+        output. The harness times this whole exchange from outside."""
         calls = []
         for attr, args, kwargs in decoder.decode(header["calls"]):
             args = [self.on_device(a) for a in args]
             kwargs = {k: self.on_device(v) for k, v in dict(kwargs).items()}
             calls.append((_walk(self.resolve(0), str(attr)), args, kwargs))
-        self.slots[_int(header["slot"])] = calls
-        self.slot_files[_int(header["slot"])] = self.written
-        return {}
-
-    def op_run(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        calls = self.slots.pop(_int(header["slot"]))
         outputs = []
         gc.disable()
         try:
@@ -212,17 +208,12 @@ class Server:
             self.synchronize()
         finally:
             gc.enable()
-        self.results[_int(header["slot"])] = outputs
-        return {"value": len(outputs)}
-
-    def op_fetch(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        slot = _int(header["slot"])
-        for path in self.slot_files.pop(slot, []):  # inputs of timed calls are used once
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        return {"value": self.results.pop(slot)}
+            for path in self.written:  # the inputs of timed calls are used once
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        return {"value": outputs}
 
     def op_backward(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         """Call, then backpropagate `grad_output` (None for a scalar output) through the result.
@@ -263,7 +254,6 @@ class Server:
     def op_settle(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         """Collect garbage and hand free heap memory back to the OS before a memory measurement,
         so that what a call allocates shows up as new usage from outside."""
-        self.results.clear()
         gc.collect()
         try:
             import ctypes
@@ -318,9 +308,7 @@ OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]
     "call": Server.op_call,
     "iter": Server.op_iter,
     "release": Server.op_release,
-    "stage": Server.op_stage,
-    "run": Server.op_run,
-    "fetch": Server.op_fetch,
+    "block": Server.op_block,
     "probe": Server.op_probe,
     "backward": Server.op_backward,
     "settle": Server.op_settle,
@@ -375,13 +363,43 @@ def _forbid(dotted: str) -> None:
         return
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
-        raise ForbiddenError(f"{dotted} is not allowed in this exercise: build it yourself")
+        raise ForbiddenError(f"{dotted} is not allowed in this exercise")
 
     setattr(owner, last, forbidden)
 
 
 class ForbiddenError(RuntimeError):
     pass
+
+
+def _block_operators(patterns: list[str]) -> Any:
+    """Replace the kernels of matching torch operators with one that raises. This sits in the
+    dispatcher, below every Python path to the operator, and costs other operators nothing."""
+    import fnmatch
+
+    import torch
+
+    names = [
+        n for n in torch._C._dispatch_get_all_op_names() if any(fnmatch.fnmatchcase(n, p) for p in patterns)
+    ]
+    library = torch.library.Library("aten", "IMPL")
+
+    def blocker(name: str) -> Callable[..., Any]:
+        def blocked(*args: Any, **kwargs: Any) -> Any:
+            raise ForbiddenError(f"the torch operator {name} is not allowed in this exercise")
+
+        return blocked
+
+    for name in names:
+        namespace, _, op = name.partition("::")
+        if namespace != "aten":
+            continue
+        for key in ("CompositeImplicitAutograd", "CPU", "CUDA"):
+            try:
+                library.impl(op, blocker(name), key)
+            except RuntimeError:
+                continue  # no such kernel for this key
+    return library
 
 
 def _safe_str(exc: BaseException) -> str:

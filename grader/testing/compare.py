@@ -95,8 +95,8 @@ def describe_type(value: Any) -> str:
     if value is None:
         return "None"
     name = getattr(type(value), "__name__", "object")
-    if name == "RemoteObject" or name == "BoundName":
-        return f"an object ({value!r}) that cannot be compared"
+    if name in ("RemoteObject", "RemoteModule", "BoundName"):
+        return "an object that is not plain data (an instance of your own class?)"
     article = "an" if name[:1].lower() in "aeiou" else "a"
     return f"{article} {name}"
 
@@ -122,11 +122,11 @@ def _float(
             "is NaN" if math.isnan(actual) else "should be NaN", f"got {actual!r}, expected {expected!r}"
         )
     r, a = (rtol if rtol is not None else PYTHON_FLOAT[0]), (atol if atol is not None else PYTHON_FLOAT[1])
-    if actual == expected or abs(actual - expected) <= a + r * abs(expected):
+    if actual == expected or (math.isfinite(expected) and abs(actual - expected) <= a + r * abs(expected)):
         return None
     return Mismatch(
-        f"differs by {abs(actual - expected):.3g} (tolerance {a + r * abs(expected):.3g})",
-        f"got {actual!r}, expected {expected!r}",
+        "differs from the expected value beyond tolerance",
+        f"got {actual!r}, expected {expected!r}, a difference of {abs(actual - expected):.3g}",
     )
 
 
@@ -145,8 +145,10 @@ def _sequence(actual: Any, expected: list[Any] | tuple[Any, ...], *tol: Any) -> 
 def _mapping(actual: Any, expected: dict[Any, Any], *tol: Any) -> Mismatch | None:
     if not isinstance(actual, dict):
         return Mismatch(f"expected a dict, got {describe_type(actual)}")
-    missing = [k for k in expected if k not in actual]
-    extra = [k for k in actual if k not in expected]
+    # keys match only with their types: True is not 1, 1.0 is not 1
+    have, want = {_typed(k) for k in actual}, {_typed(k) for k in expected}
+    missing = [k for k in expected if _typed(k) not in have]
+    extra = [k for k in actual if _typed(k) not in want]
     if missing or extra:
         parts = [f"{len(missing)} key(s) missing"] if missing else []
         parts += [f"{len(extra)} unexpected key(s)"] if extra else []
@@ -166,12 +168,14 @@ def _mapping(actual: Any, expected: dict[Any, Any], *tol: Any) -> Mismatch | Non
 def _set(actual: Any, expected: set[Any] | frozenset[Any]) -> Mismatch | None:
     if not isinstance(actual, set | frozenset):
         return Mismatch(f"expected a set, got {describe_type(actual)}")
-    if actual == expected:
+    have, want = {_typed(k) for k in actual}, {_typed(k) for k in expected}
+    if have == want:
         return None
-    missing, extra = expected - actual, actual - expected
+    missing = [k for k in expected if _typed(k) not in have]
+    extra = [k for k in actual if _typed(k) not in want]
     return Mismatch(
         f"{len(missing)} item(s) missing, {len(extra)} unexpected",
-        f"missing {_few(list(missing))}; unexpected {_few(list(extra))}",
+        f"missing {_few(missing)}; unexpected {_few(extra)}",
     )
 
 
@@ -245,10 +249,17 @@ def _values(
     with np.errstate(invalid="ignore"):
         worst = float(np.nanmax(np.where(bad, diff, 0)))
     return Mismatch(
-        f"{count} of {a.size} values differ beyond tolerance (first at index {index}, "
-        f"largest difference {worst:.3g}; allowed {t:.1e} + {r:.1e} x |expected|)",
-        f"got {a[at].item()!r}, expected {e[at].item()!r} at index {index}",
+        f"{count} of {a.size} values differ beyond tolerance (first at index {index}; "
+        f"allowed {t:.1e} + {r:.1e} x |expected|)",
+        f"got {a[at].item()!r}, expected {e[at].item()!r} at index {index}; largest difference {worst:.3g}",
     )
+
+
+def _typed(key: Any) -> Any:
+    """A key with its type, recursively through tuples, for comparisons where 1 == True won't do."""
+    if isinstance(key, tuple):
+        return (tuple, tuple(_typed(k) for k in key))
+    return (type(key), key)
 
 
 def _index(position: np.ndarray) -> str:

@@ -91,6 +91,6 @@ def _reported(failure: BaseException, smallest: Case, start: Case) -> BaseExcept
     if isinstance(failure, GradingFailure):
         return GradingFailure(f"{where}: {failure.message}", detail=failure.detail, hint=failure.hint)
     if isinstance(failure, RemoteError):
-        failure.info = {**failure.info, "case": where}
+        failure.shrunk_case = where  # type: ignore[attr-defined]  # read by the harness's feedback
         return failure
     return GradingFailure(f"{where}: {failure}" if str(failure) else where)

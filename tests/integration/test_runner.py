@@ -192,15 +192,14 @@ def test_runner_deaths_are_classified_from_outside(
         module.double(1)  # a dead runner stays dead
 
 
-def test_staged_blocks_and_outside_clocks(module: RemoteModule) -> None:
+def test_timed_blocks_and_outside_clocks(module: RemoteModule) -> None:
     from grader.measurement import protocol
     from grader.testing import Call
 
     client = client_of(module)
-    slot = protocol.stage(client, [Call("double", torch.ones(3)), Call("double", 5)])
-    cpu_ns, wall_ns = protocol.run_block(client, slot)
-    assert 0 < cpu_ns and 0 < wall_ns
-    outputs: list[Any] = protocol.fetch(client, slot)
+    measured = protocol.block(client, [Call("double", torch.ones(3)), Call("double", 5)])
+    assert 0 < measured.cpu_ns and 0 < measured.wall_ns
+    outputs: list[Any] = measured.outputs
     assert torch.equal(outputs[0], torch.full((3,), 2.0)) and outputs[1] == 10
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.catalog import Catalog, Exercise
+from grader.catalog import Catalog, Exercise, load_catalog
 from grader.engine import grade
 from grader.verdict import Status
 from sandbox import Sandbox, cgroups
@@ -27,6 +27,7 @@ from tests.conftest import sandbox_processes
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted((Path(__file__).parent / "cases").glob("*.py"))
+LEAKED = re.compile(r"LEAK( \[|_[0-9m]| in )")
 
 
 def header(text: str, key: str) -> list[str]:
@@ -36,6 +37,11 @@ def header(text: str, key: str) -> list[str]:
 @pytest.fixture(scope="module")
 def target(toy_catalog: Catalog) -> Exercise:
     return toy_catalog.get("guarded-sum")
+
+
+@pytest.fixture(scope="module")
+def curriculum() -> Catalog:
+    return load_catalog(ROOT / "exercises", ROOT / "solutions")
 
 
 @pytest.fixture
@@ -67,12 +73,14 @@ def our_cgroups() -> list[Path]:
 def test_hostile_submission(
     case: Path,
     target: Exercise,
+    curriculum: Catalog,
     bwrap: Sandbox,
     tmp_path: Path,
     listeners: tuple[int, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     text = case.read_text()
+    exercise = curriculum.get(header(text, "target")[0]) if header(text, "target") else target
     (expect,) = header(text, "expect")
     checks = set(header(text, "check"))
     canary = tmp_path / "canary.txt"
@@ -86,7 +94,7 @@ def test_hostile_submission(
         .replace("{{REPO}}", str(ROOT))
     )
     for _ in range(2 if "run-twice" in checks else 1):
-        verdict = grade(target, source.encode(), bwrap, filename="rows.py")
+        verdict = grade(exercise, source.encode(), bwrap, filename=f"{exercise.spec.entrypoint}.py")
         assert verdict.status == Status(expect), (
             f"{verdict.summary}\n{verdict.message}\n{verdict.output[-500:]}"
         )
@@ -98,7 +106,13 @@ def test_hostile_submission(
         assert not Path("/root/pwned.txt").exists()
     if "no-leak" in checks:
         hidden = [t for t in verdict.tests if t.visibility == "hidden"]
-        assert hidden and all("LEAK [" not in t.message for t in hidden)
+        # the submission's own source lines may be quoted; data it computed must not appear
+        assert hidden and not any(LEAKED.search(t.message) for t in hidden), [t.message for t in hidden]
+        assert not LEAKED.search(verdict.summary + verdict.message)
+    if "no-leak-in-output" in checks:
+        public = [t for t in verdict.tests if t.visibility == "public"]
+        assert "LEAK [[0.0, 1.0, 2.0]" in verdict.output  # the public test's input: the submission may see it
+        assert verdict.output.count("LEAK") == len(public) and verdict.output_withheld_bytes > 0
     assert "SECRET-VALUE" not in verdict.model_dump_json()
 
 

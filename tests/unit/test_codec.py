@@ -47,7 +47,7 @@ def frame_reader(data: bytes) -> Any:
         False,
         0,
         -7,
-        2**80,
+        2**62,
         1.5,
         -0.0,
         float("inf"),
@@ -321,3 +321,45 @@ def test_a_forged_layer_is_refused() -> None:
     tree = {"t": "layer", "cls": "Linear", "config": config, "state": {"t": "dict", "v": []}}
     with pytest.raises(CodecError, match="bad configuration"):
         Decoder([], layers=True).decode(tree)
+
+
+def test_a_buffer_can_back_only_one_value() -> None:
+    buffers = [memoryview(bytearray(b"x" * 64))]
+    with pytest.raises(CodecError, match="referenced twice"):
+        Decoder(buffers).decode([{"t": "bytes", "b": 0}, {"t": "bytes", "b": 0}])
+
+
+def test_ints_past_64_bits_are_refused() -> None:
+    assert Decoder([]).decode(2**64 - 1) == 2**64 - 1 and Decoder([]).decode(-(2**63)) == -(2**63)
+    with pytest.raises(CodecError, match="more than 64 bits"):
+        Decoder([]).decode(2**64)
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        {"t": "set", "v": list(range(1000))},
+        {"t": "dict", "v": [[i, i] for i in range(1000)]},
+        list(range(10_000)),
+    ],
+    ids=["set", "dict", "list"],
+)
+def test_decoding_has_a_cpu_budget(tree: Any) -> None:
+    # keys built to collide make hash tables quadratic: the budget is checked while they grow
+    with pytest.raises(CodecError, match="to decode"):
+        Decoder([], Caps(max_seconds=0.0)).decode(tree)
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        {"t": "tensor", "dtype": "float32", "shape": [0, 2**62, 2**62], "b": 0},
+        {"t": "tensor", "dtype": "float32", "shape": [0, 2**63], "b": 0},
+        {"t": "ndarray", "dtype": "i4,(", "shape": [1], "b": 0},
+        {"t": "ndarray", "dtype": "f8(99999999999999999,)", "shape": [1], "b": 0},
+    ],
+    ids=["tensor-overflow", "tensor-huge-dim", "dtype-syntax", "dtype-huge"],
+)
+def test_any_failure_inside_the_decoder_is_a_codec_error(tree: dict[str, Any]) -> None:
+    with pytest.raises(CodecError):
+        Decoder([memoryview(bytearray(0))]).decode(tree)

@@ -60,7 +60,9 @@ def test_matches(actual: Any, expected: Any) -> None:
         (np.array([1, 2]), np.array([1.0, 2.0]), "has dtype int64; expected float64", ""),
         (3, 4, "differs from the expected value", "got 3, expected 4"),
         (True, 1, "expected an int, got a bool", ""),
-        (1.0, 1.1, "differs by 0.1", "got 1.0, expected 1.1"),
+        (1.0, 1.1, "differs from the expected value beyond tolerance", "a difference of 0.1"),
+        (5.0, float("inf"), "differs", "got 5.0"),
+        (float("-inf"), float("inf"), "differs", ""),
         (float("nan"), 1.0, "is NaN", ""),
         ("abc", "abd", "differs", "got 'abc'"),
         ((1, 2), [1, 2], "expected a list, got a tuple", ""),
@@ -80,16 +82,24 @@ def test_mismatches(actual: Any, expected: Any, summary: str, detail: str) -> No
     assert detail in found.detail
 
 
+def test_keys_match_only_with_their_types() -> None:
+    assert compare({True: b"a"}, {1: b"a"}) is not None
+    assert compare({1.0: 2}, {1: 2}) is not None
+    assert compare({(1, True)}, {(1, 1)}) is not None
+    assert compare({(1, 2): [1]}, {(1, 2): [1]}) is None
+
+
 def test_nested_mismatches_say_where() -> None:
     found = compare({"a": [1, (2, 3)]}, {"a": [1, (2, 4)]})
     assert found is not None and found.where == "['a'][1][1]"
     assert found.describe("the vocab") == "the vocab['a'][1][1]: differs from the expected value"
 
 
-def test_summary_never_shows_values() -> None:
+def test_summary_never_shows_values_or_differences() -> None:
     found = compare(T([123.456]), T([654.321]))
     assert found is not None and "123" not in found.summary and "654" not in found.summary
-    assert "123" in found.detail
+    assert "530" not in found.summary and "difference" not in found.summary
+    assert "123" in found.detail and "largest difference 531" in found.detail
 
 
 def test_equal_nan_is_opt_in() -> None:

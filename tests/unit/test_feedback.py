@@ -145,3 +145,36 @@ def test_other_metrics_are_described(metric: str, words: str) -> None:
         reference_value=2**20,
     )
     assert words in describe_performance(result)
+
+
+def test_hidden_tests_name_only_builtin_exception_types() -> None:
+    exc = err("L_0p173_m0p093", "x", ["ValueError", "Exception", "BaseException", "object"])
+    assert (
+        "L_0p173" not in say(exc, False).message and "your code raised ValueError" in say(exc, False).message
+    )
+    assert "L_0p173_m0p093" in say(exc, True).message
+
+
+def test_a_forged_forbidden_error_cannot_speak_in_hidden_tests() -> None:
+    exc = err("ForbiddenError", "LEAK [0.17, -0.09]", ["RuntimeError"])
+    hidden = say(exc, False)
+    assert hidden.outcome is Outcome.FAILED and "LEAK" not in hidden.message
+    assert hidden.message.startswith("your code called a function this exercise forbids")
+
+
+def test_the_shrunk_case_comes_from_the_harness_not_the_runner() -> None:
+    forged = err("ValueError", "m", ["ValueError"], case="LEAK [1, 2]")
+    assert "LEAK" not in say(forged, False).message
+    forged.shrunk_case = "smallest failing case: n=2 (seed 0)"  # type: ignore[attr-defined]
+    assert say(forged, False).message.startswith(
+        "smallest failing case: n=2 (seed 0): your code raised ValueError"
+    )
+
+
+def test_malformed_runner_errors_are_reduced_to_safe_fields() -> None:
+    from grader.remote import _error_info
+
+    raw = {"type": 7, "message": "m" * 10_000, "frames": [["x", "f"], [3, "g"]], "exit_code": 10**1000}
+    info = _error_info({**raw, "bases": "ValueError"})
+    assert info["type"] == "Exception" and len(info["message"]) <= 4000
+    assert info["frames"] == [[3, "g"]] and info["exit_code"] is None and info["bases"] == []

@@ -135,4 +135,5 @@ def test_shrinking_reports_submission_exceptions_with_the_case() -> None:
 
     with pytest.raises(IndexError) as info:
         shrink(check, {"n": 8}, seed=0)
-    assert info.value.info["case"] == "smallest failing case: n=2 (seed 0); first failed at n=8 (seed 0)"  # type: ignore[attr-defined]
+    case = info.value.shrunk_case  # type: ignore[attr-defined]
+    assert case == "smallest failing case: n=2 (seed 0); first failed at n=8 (seed 0)"
