@@ -283,7 +283,7 @@ class Decoder:
         *,
         on_handle: Callable[[dict[str, Any]], Any] | None = None,
         on_ref: Callable[[int], Any] | None = None,
-        on_file: Callable[[str, memoryview], Any] | None = None,
+        on_file: Callable[[str, memoryview, bool], Any] | None = None,
         grad_inputs: bool = False,
         layers: bool = False,
     ) -> None:
@@ -494,7 +494,7 @@ class Decoder:
         name = tree.get("name")
         if self.on_file is None or not isinstance(name, str):
             raise CodecError("files are not accepted here")
-        return self.on_file(name, self._buffer(tree.get("b")))
+        return self.on_file(name, self._buffer(tree.get("b")), tree.get("open") is True)
 
 
 def _shape(raw: Any) -> tuple[int, ...]:

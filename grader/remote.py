@@ -130,10 +130,12 @@ def remote_error(info: dict[str, Any]) -> RemoteError:
 
 @dataclass(frozen=True)
 class File:
-    """A file for the submission: the runner writes it into its work dir and passes the path."""
+    """A file for the submission: the runner writes it into its work dir and passes its path, or,
+    with `open=True`, the file itself opened for reading as UTF-8 text (an iterable of lines)."""
 
     data: bytes
     name: str = "input.txt"
+    open: bool = False
 
 
 @dataclass
@@ -420,7 +422,7 @@ def _to_reference(encoder: codec.Encoder, value: Any) -> dict[str, Any]:
     if isinstance(value, RemoteObject):
         return {"t": "ref", "id": object.__getattribute__(value, "_id")}
     if isinstance(value, File):
-        return {"t": "file", "name": value.name, "b": encoder.add_buffer(value.data)}
+        return {"t": "file", "name": value.name, "b": encoder.add_buffer(value.data), "open": value.open}
     raise codec.CodecError(f"cannot send a value of type {type(value).__qualname__} to the submission")
 
 
@@ -477,6 +479,24 @@ class RemoteObject:
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._client.request({"op": "iter", "obj": self._id}, what="iterating").value)
+
+    def take(self, count: int) -> list[Any]:
+        """The next `count` items (fewer at the end) of this remote iterator, in one round trip:
+        for consuming a generator piece by piece, without ever holding all of it."""
+        items = self._client.request({"op": "take", "obj": self._id, "count": count}, what="iterating").value
+        if not isinstance(items, list):
+            self._client.broke_protocol("the runner did not answer a list of items")
+        return items
+
+    def call_with_warnings(self, attr: str | None, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
+        """Call, and also return the warnings the call emitted, as the names of their nearest
+        builtin warning categories (the submission's own class names could carry data)."""
+        header = {"op": "call", "obj": self._id, "attr": attr, "warnings": True}
+        reply = self._client.request(
+            header, {"args": list(args), "kwargs": kwargs}, what=f"calling {attr or 'it'}"
+        )
+        stats = reply.stats if isinstance(reply.stats, list) else []
+        return reply.value, [w for w in stats if isinstance(w, str) and w.isidentifier()][:100]
 
     def __len__(self) -> int:
         try:

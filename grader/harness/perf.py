@@ -94,6 +94,19 @@ class Perf:
             raise TooSlow(result, hint)
         return result
 
+    def peak_memory(self, work: Callable[[], Any]) -> tuple[Any, int]:
+        """Run `work()` (any number of calls to the submission) and return its result and the
+        submission's peak memory meanwhile, in bytes above its usage before it was imported,
+        measured from outside (for checks such as "streams in bounded memory")."""
+        self.session.submission()
+        student = self.session.student
+        if student is None:
+            raise RuntimeError("no submission runner")
+        student.request({"op": "settle"}, what="settling memory")
+        source = student.process.reset_memory_peak()
+        result = work()
+        return result, max(student.process.memory_peak_bytes(source) - student.baseline_bytes[source], 0)
+
     def probe(self, call: Call) -> dict[str, Any]:
         """What one call of the submission allocates and computes (runner-reported)."""
         self.session.submission()

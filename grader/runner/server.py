@@ -16,6 +16,7 @@ import re
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ class Server:
         self.module_path = ""
         self.device = "cpu"
         self.blocked_ops: Any = None  # the torch.library holding the blocking kernels
+        self.iterators: dict[int, Any] = {}
 
     # ----------------------------------------------------------------- transport
 
@@ -109,7 +111,7 @@ class Server:
             raise codec.CodecError(f"unknown object {ident}")
         return self.objects[ident]
 
-    def materialise(self, name: str, data: memoryview) -> str:
+    def materialise(self, name: str, data: memoryview, opened: bool = False) -> Any:
         folder = os.path.join(os.getcwd(), "inputs")
         os.makedirs(folder, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(name))[:64] or "input"
@@ -117,6 +119,8 @@ class Server:
         with open(path, "wb") as f:
             f.write(data)
         self.written.append(path)
+        if opened:
+            return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - the submission reads it
         return path
 
     def target(self, header: dict[str, Any]) -> Any:
@@ -171,13 +175,24 @@ class Server:
 
     def op_call(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         fn = self.target(header)
-        args, kwargs = (
-            decoder.decode(header.get("args", [])),
-            decoder.decode(header.get("kwargs", {"t": "dict", "v": []})),
-        )
-        out = fn(*args, **kwargs)
-        self.synchronize()
-        return {"value": out}
+        args, kwargs = self.arguments(decoder, header)
+        if not header.get("warnings"):
+            out = fn(*args, **kwargs)
+            self.synchronize()
+            return {"value": out}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fn(*args, **kwargs)
+            self.synchronize()
+        return {"value": out, "stats": [_builtin_name(w.category) for w in caught]}
+
+    def op_take(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        """The next `count` items of an iterator (one kept per object, so calls continue it)."""
+        ident = _int(header.get("obj", 0))
+        iterator = self.iterators.get(ident)
+        if iterator is None:
+            iterator = self.iterators[ident] = iter(self.resolve(ident))
+        return {"value": list(itertools.islice(iterator, _int(header.get("count", 1))))}
 
     def op_iter(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         limit = _int(header.get("limit", 100_000))
@@ -223,11 +238,8 @@ class Server:
         torch module (or a method of one)."""
         torch = sys.modules["torch"]
         fn = self.target(header)
-        args, kwargs = (
-            decoder.decode(header.get("args", [])),
-            decoder.decode(header.get("kwargs", {"t": "dict", "v": []})),
-        )
-        grad_output = decoder.decode(header.get("grad_output"))
+        args, kwargs = self.arguments(decoder, header)
+        grad_output = self.on_device(decoder.decode(header.get("grad_output")))
         out = fn(*args, **kwargs)
         outputs = list(out) if isinstance(out, tuple | list) else [out]
         grads = grad_output if isinstance(grad_output, tuple | list) else [grad_output]
@@ -267,10 +279,7 @@ class Server:
         from grader.runner import probe
 
         fn = self.target(header)
-        args, kwargs = (
-            decoder.decode(header.get("args", [])),
-            decoder.decode(header.get("kwargs", {"t": "dict", "v": []})),
-        )
+        args, kwargs = self.arguments(decoder, header)
         out, stats = probe.measure(fn, args, kwargs)
         return {"value": out, "stats": stats}
 
@@ -307,6 +316,7 @@ OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]
     "setattr": Server.op_setattr,
     "call": Server.op_call,
     "iter": Server.op_iter,
+    "take": Server.op_take,
     "release": Server.op_release,
     "block": Server.op_block,
     "probe": Server.op_probe,
@@ -325,6 +335,11 @@ def _walk(obj: Any, path: str) -> Any:
     for name in path.split("."):
         obj = getattr(obj, name)
     return obj
+
+
+def _builtin_name(kind: type) -> str:
+    """The nearest builtin class of a warning category."""
+    return next((k.__name__ for k in kind.__mro__ if k.__module__ == "builtins"), "Warning")
 
 
 def _type_name(obj: Any) -> str:

@@ -187,3 +187,23 @@ def test_the_unsandboxed_backend_grades_the_same(toy_catalog: Catalog) -> None:
     wrong = exercise.wrong[0].path.read_bytes()
     verdict = grade(exercise, wrong, get_backend("none"))
     assert verdict.status is Status.FAILED and verdict.provenance.sandbox == "none"
+
+
+def test_peak_memory_around_several_calls(toy_catalog: Catalog, bwrap: Sandbox) -> None:
+    import torch
+
+    from grader.harness.perf import Perf
+    from grader.harness.session import GradingSession
+
+    exercise = toy_catalog.get("guarded-sum")
+    source = "def row_sums(x):\n    big = x.repeat(1, 256)\n    return big[:, : x.shape[1]].sum(1)\n"
+    session = GradingSession(exercise, source, bwrap, seed=0)
+    try:
+        session.start()
+        x = torch.ones(256, 256)
+        result, peak = Perf(session, "t").peak_memory(
+            lambda: [session.submission().row_sums(x) for _ in range(2)]
+        )
+        assert len(result) == 2 and peak > 256 * 256 * 256 * 4  # the 64 MiB intermediate, seen from outside
+    finally:
+        session.close()

@@ -111,6 +111,25 @@ def backward(x):
 
 
 call = attr = "module-level names that shadow the proxy's own methods"
+
+
+def count_lines(lines):
+    return sum(1 for _ in lines)
+
+
+def numbers(n):
+    yield from range(n)
+
+
+def noisy():
+    import warnings
+
+    class Custom(UserWarning):
+        pass
+
+    warnings.warn("careful", Custom)
+    warnings.warn("again", DeprecationWarning)
+    return 1
 """
 
 
@@ -262,3 +281,18 @@ def test_gradient_checks_against_local_autograd(module: RemoteModule) -> None:
         assert_gradients_close(
             module.weighted, frozen_w, [x, w], {"scale": 0.5}, grad_output=upstream, names=("x", "w")
         )
+
+
+def test_files_can_arrive_open(module: RemoteModule) -> None:
+    assert module.count_lines(File(b"a\nb\nc\n", "lines.txt", open=True)) == 3
+
+
+def test_generators_are_consumed_piece_by_piece(module: RemoteModule) -> None:
+    gen = module.numbers(10)
+    assert gen.take(4) == [0, 1, 2, 3] and gen.take(4) == [4, 5, 6, 7] and gen.take(4) == [8, 9]
+    assert gen.take(4) == []
+
+
+def test_warnings_are_reported_by_builtin_category(module: RemoteModule) -> None:
+    value, caught = RemoteObject.call_with_warnings(module, "noisy")
+    assert value == 1 and caught == ["UserWarning", "DeprecationWarning"]
