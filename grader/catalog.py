@@ -137,6 +137,26 @@ class Catalog:
     def dependents(self, slug: str) -> list[str]:
         return [s for s in self.order if slug in self.exercises[s].spec.prerequisites]
 
+    def components(self) -> list[list[str]]:
+        """Groups of concepts linked by prerequisites (either way): one group is one connected
+        curriculum."""
+        group = {slug: slug for slug in self.order}
+
+        def root(slug: str) -> str:
+            while group[slug] != slug:
+                group[slug] = group[group[slug]]
+                slug = group[slug]
+            return slug
+
+        for slug in self.order:
+            for prereq in self.exercises[slug].spec.prerequisites:
+                if prereq in group:
+                    group[root(slug)] = root(prereq)
+        found: dict[str, list[str]] = {}
+        for slug in self.order:
+            found.setdefault(root(slug), []).append(slug)
+        return list(found.values())
+
 
 def load_catalog(exercises_dir: Path, solutions_dir: Path, *, strict: bool = True) -> Catalog:
     """Load and check every exercise. Strict: any problem raises CatalogError listing them all.

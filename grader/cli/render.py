@@ -112,6 +112,9 @@ def _performance(result: Verdict) -> Table:
 
 
 def catalog(console: Console, cat: Catalog) -> None:
+    components = cat.components()
+    shape = "one connected curriculum" if len(components) == 1 else f"{len(components)} separate groups"
+    console.print(Text(f"{len(cat.order)} concepts in {len(cat.tracks)} tracks, {shape}", style="bold"))
     for track, exercises in cat.by_track():
         table = Table(
             title=Text.assemble(track.title, (f"  ({track.id})", "dim")), title_justify="left", expand=True

@@ -2,7 +2,8 @@
 
 The protocol travels on the process's original stdin and stdout. Before any submission code runs,
 those descriptors are duplicated for the protocol and the standard ones are pointed elsewhere
-(stdin at /dev/null, stdout at stderr), so a submission's prints cannot disturb the protocol.
+(stdin at a pipe nobody writes to, stdout at stderr), so a submission's prints and reads cannot
+disturb the protocol.
 """
 
 from __future__ import annotations
@@ -24,10 +25,6 @@ from grader import codec
 
 MAX_MESSAGE = 4000
 MAX_FRAMES = 40
-
-
-class Fatal(Exception):
-    """The submission ended its own process (sys.exit): report it, then exit."""
 
 
 class Server:
@@ -201,12 +198,6 @@ class Server:
             raise ValueError(f"more than {limit} items")
         return {"value": items}
 
-    def op_release(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        for ident in header.get("ids", []):
-            if ident != 0:
-                self.objects.pop(_int(ident), None)
-        return {}
-
     def op_block(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         """A timed block: decode the calls, run them with garbage collection off, answer every
         output. The harness times this whole exchange from outside."""
@@ -317,7 +308,6 @@ OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]
     "call": Server.op_call,
     "iter": Server.op_iter,
     "take": Server.op_take,
-    "release": Server.op_release,
     "block": Server.op_block,
     "probe": Server.op_probe,
     "backward": Server.op_backward,

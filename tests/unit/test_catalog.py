@@ -229,3 +229,12 @@ def test_a_lenient_load_leaves_broken_exercises_out_and_keeps_their_problems(tmp
         cat.get("half")
     with pytest.raises(CatalogError):
         load(tmp_path)
+
+
+def test_components_follow_prerequisites_either_way(tmp_path: Path) -> None:
+    make(tmp_path, "a")
+    make(tmp_path, "b", prereqs=("a",))
+    make(tmp_path, "c", track="advanced", prereqs=("b",))
+    make(tmp_path, "lonely")
+    groups = load(tmp_path).components()
+    assert sorted(sorted(g) for g in groups) == [["a", "b", "c"], ["lonely"]]
