@@ -169,6 +169,8 @@ class SandboxProcess:
         try:
             if self.cgroup is not None:
                 self.cgroup.remove()
+        except OSError:
+            pass  # a group that would not go away is reaped when the next sandbox starts
         finally:
             if self._cleanup is not None:
                 self._cleanup()
