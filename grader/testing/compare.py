@@ -246,8 +246,8 @@ def _values(
             f"got {a[at].item()!r}, expected {e[at].item()!r} there",
         )
     diff = np.abs(a.astype(np.float64) - e.astype(np.float64)) if a.dtype.kind != "c" else np.abs(a - e)
-    with np.errstate(invalid="ignore"):
-        worst = float(np.nanmax(np.where(bad, diff, 0)))
+    finite = np.where(bad & np.isfinite(diff), diff, 0)  # an all-NaN expected value has no "worst" number
+    worst = float(finite.max()) if finite.size else 0.0
     return Mismatch(
         f"{count} of {a.size} values differ beyond tolerance (first at index {index}; "
         f"allowed {t:.1e} + {r:.1e} x |expected|)",

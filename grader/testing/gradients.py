@@ -31,7 +31,8 @@ def local_gradients(
     owner = getattr(fn, "__self__", fn)
     params = {n: p.grad for n, p in owner.named_parameters()} if isinstance(owner, torch.nn.Module) else {}
     detached = [o.detach() if isinstance(o, torch.Tensor) else o for o in outputs]
-    return (detached if isinstance(out, tuple | list) else detached[0]), [a.grad for a in leaves], params
+    result = type(out)(detached) if isinstance(out, tuple | list) else detached[0]  # a tuple stays a tuple
+    return result, [a.grad for a in leaves], params
 
 
 def assert_gradients_close(

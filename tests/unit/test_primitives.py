@@ -137,3 +137,29 @@ def test_shrinking_reports_submission_exceptions_with_the_case() -> None:
         shrink(check, {"n": 8}, seed=0)
     case = info.value.shrunk_case  # type: ignore[attr-defined]
     assert case == "smallest failing case: n=2 (seed 0); first failed at n=8 (seed 0)"
+
+
+def test_local_gradients_through_the_reference_fixture_and_tuple_outputs(tmp_path: Any) -> None:
+    import types
+
+    from grader.harness.reference import LocalModule
+    from grader.testing import compare, local_gradients
+
+    module = types.ModuleType("m")
+    module.f = lambda x: ((x * 2).sum(), x.detach())  # type: ignore[attr-defined]
+    reference = LocalModule(module, tmp_path)
+    x = torch.ones(3, requires_grad=True)
+    out, grads, _ = local_gradients(reference.f, (x,), {}, torch.tensor(1.0))
+    assert isinstance(out, tuple) and torch.equal(grads[0], torch.full((3,), 2.0))
+    assert compare((torch.tensor(6.0), torch.ones(3)), out) is None
+
+
+def test_comparing_with_an_all_nan_expected_value_is_quiet() -> None:
+    import warnings
+
+    from grader.testing import compare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = compare(torch.tensor([1.0]), torch.tensor([float("nan")]))
+    assert found is not None
