@@ -41,8 +41,8 @@ class GradingPlugin:
         self.session = session
         self.items: list[pytest.Item] = []
         self.collect_errors: list[str] = []
-        self._pending: dict[str, dict[str, Any]] = {}
-        self.reported: set[str] = set()
+        self._pending: dict[pytest.Item, dict[str, Any]] = {}
+        self.reported: set[pytest.Item] = set()
 
     # ------------------------------------------------------------------ hooks
 
@@ -61,12 +61,11 @@ class GradingPlugin:
         )
         self.items = list(items)
 
-    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
-        index = next((i for i, item in enumerate(self.items) if item.nodeid == nodeid), 0)
-        name = self.items[index].name if self.items else nodeid
-        self.session.events(Event("test", f"running {name}", index + 1, len(self.items)))
-
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # Items are told apart by identity: the test files live outside pytest's rootdir, so a
+        # public and a hidden test of the same name share a node id.
+        index = next((i for i, known in enumerate(self.items) if known is item), 0)
+        self.session.events(Event("test", f"running {item.name}", index + 1, len(self.items)))
         student = self.session.student
         if not self._public(item) and student is not None:
             student.drain_output()  # what the public tests printed is the submission's to see;
@@ -82,7 +81,7 @@ class GradingPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
-        state = self._pending.setdefault(item.nodeid, {"duration": 0.0, "feedback": None})
+        state = self._pending.setdefault(item, {"duration": 0.0, "feedback": None})
         state["duration"] += report.duration
         if state["feedback"] is None:
             if report.skipped:
@@ -132,7 +131,7 @@ class GradingPlugin:
         return feedback
 
     def _record(self, item: pytest.Item, state: dict[str, Any]) -> None:
-        self.reported.add(item.nodeid)
+        self.reported.add(item)
         feedback: Feedback = state["feedback"] or Feedback(Outcome.ERROR, "the test did not report a result")
         if feedback.system_error and not self.session.system_error:
             self.session.system_error = feedback.system_error
@@ -157,7 +156,7 @@ class GradingPlugin:
 
     def missing(self) -> list[str]:
         """Expected tests that reported nothing (the run was cut short): never a pass."""
-        return [item.nodeid for item in self.items if item.nodeid not in self.reported]
+        return [item.name for item in self.items if item not in self.reported]
 
 
 def _doc(item: pytest.Item) -> str:

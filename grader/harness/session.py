@@ -16,7 +16,7 @@ from typing import Any
 from grader.catalog import Exercise
 from grader.events import Event, EventSink, ignore
 from grader.harness.feedback import SubmissionImportError, locate
-from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
+from grader.remote import Output, RemoteError, RemoteModule, RunnerClient, RunnerDied
 from grader.verdict import Outcome, PerfResult, Status, TestResult, Timings
 from sandbox import Sandbox, SandboxError
 
@@ -76,6 +76,8 @@ class GradingSession:
                 forbidden_ops=list(spec.forbidden.ops),
             )
             self.timings.runtime_import_s = time.perf_counter() - mark
+            self.student.drain_output()  # whatever the runtime printed is not the submission's output
+            self.student.output = Output(limit=self.student.output.limit)
         except (RunnerDied, RemoteError) as exc:
             # nothing of the submission has run yet: a runner failing here is our failure
             self.student.drain_output()

@@ -395,15 +395,17 @@ def _block_operators(patterns: list[str]) -> Any:
 
         return blocked
 
-    for name in names:
-        namespace, _, op = name.partition("::")
-        if namespace != "aten":
-            continue
-        for key in ("CompositeImplicitAutograd", "CPU", "CUDA"):
-            try:
-                library.impl(op, blocker(name), key)
-            except RuntimeError:
-                continue  # no such kernel for this key
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about each kernel it lets us override
+        for name in names:
+            namespace, _, op = name.partition("::")
+            if namespace != "aten":
+                continue
+            for key in ("CompositeImplicitAutograd", "CPU", "CUDA"):
+                try:
+                    library.impl(op, blocker(name), key)
+                except RuntimeError:
+                    continue  # no such kernel for this key
     return library
 
 

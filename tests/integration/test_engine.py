@@ -207,3 +207,26 @@ def test_peak_memory_around_several_calls(toy_catalog: Catalog, bwrap: Sandbox) 
         assert len(result) == 2 and peak > 256 * 256 * 256 * 4  # the 64 MiB intermediate, seen from outside
     finally:
         session.close()
+
+
+def test_a_hidden_test_named_like_a_public_one_still_runs(tmp_path: Path, bwrap: Sandbox) -> None:
+    root = tmp_path / "catalog"
+    shutil.copytree(FIXTURES, root)
+    test = "from grader.testing import expect\n\n\ndef test_same(submission):\n    expect({}, {!r})\n"
+    (root / "exercises/guarded-sum/test_public.py").write_text(test.format(True, "public"))
+    (root / "solutions/guarded-sum/test_hidden.py").write_text(test.format(False, "hidden check"))
+    exercise = load_catalog(root / "exercises", root / "solutions").get("guarded-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), bwrap)
+    assert [(t.visibility, t.outcome, t.message) for t in verdict.tests] == [
+        ("public", Outcome.PASSED, ""),
+        ("hidden", Outcome.FAILED, "hidden check"),
+    ]
+
+
+def test_the_runtime_s_own_output_is_not_the_submission_s(bwrap: Sandbox) -> None:
+    from grader.catalog import load_catalog as load
+
+    root = Path(__file__).resolve().parents[2]
+    exercise = load(root / "exercises", root / "solutions", strict=False).get("causal-masking")  # blocks ops
+    verdict = grade(exercise, exercise.solution.read_bytes(), bwrap, measure=False)
+    assert verdict.status is Status.PASSED and verdict.output == "" and verdict.output_bytes == 0
