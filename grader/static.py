@@ -76,7 +76,9 @@ def _check_forbidden(tree: ast.AST, spec: ExerciseSpec, module: str) -> None:
         for use in names:
             if use.name == last:
                 raise Rejected(
-                    f"{module}, line {use.line}: {banned} is not allowed in this exercise.{why}", use.line
+                    f"{module}, line {use.line}: {last} is not allowed in this exercise ({banned}, "
+                    f"however it is reached).{why}",
+                    use.line,
                 )
 
 

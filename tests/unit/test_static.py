@@ -41,7 +41,7 @@ SPEC = ExerciseSpec.model_validate(
         pytest.param(b"x = __import__('subprocess')\n", "importing subprocess", id="dunder-import"),
         pytest.param(
             b"import torch.nn.functional as F\n\ny = F.scaled_dot_product_attention\n",
-            "line 3: torch.nn.functional.scaled_dot_product_attention is not allowed",
+            "line 3: scaled_dot_product_attention is not allowed in this exercise (torch.nn.functional",
             id="attribute",
         ),
         pytest.param(
