@@ -245,7 +245,8 @@ def _values(
             f"{count} of {a.size} values differ (first at index {index})",
             f"got {a[at].item()!r}, expected {e[at].item()!r} there",
         )
-    diff = np.abs(a.astype(np.float64) - e.astype(np.float64)) if a.dtype.kind != "c" else np.abs(a - e)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf where both sides agree on an infinity
+        diff = np.abs(a.astype(np.float64) - e.astype(np.float64)) if a.dtype.kind != "c" else np.abs(a - e)
     finite = np.where(bad & np.isfinite(diff), diff, 0)  # an all-NaN expected value has no "worst" number
     worst = float(finite.max()) if finite.size else 0.0
     return Mismatch(
