@@ -163,3 +163,13 @@ def test_comparing_with_an_all_nan_expected_value_is_quiet() -> None:
         warnings.simplefilter("error")
         found = compare(torch.tensor([1.0]), torch.tensor([float("nan")]))
     assert found is not None
+
+
+def test_invariance_failures_say_where_inside_a_tuple() -> None:
+    with pytest.raises(GradingFailure, match=r"the output\[1\] with block=1 differs"):
+        assert_invariant(
+            lambda x, **k: (x, x + 1),
+            [torch.zeros(2)],
+            {"block=1": {}},
+            expected=(torch.zeros(2), torch.zeros(2)),
+        )
