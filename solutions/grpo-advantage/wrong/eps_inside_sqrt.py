@@ -1,0 +1,19 @@
+# expect: failed
+# why: eps added to the variance inside the square root (LayerNorm's convention) instead of to the std
+# caught-by: test_eps_placement
+import torch
+
+
+def grpo_advantages(rewards, group_size, eps=1e-6, normalize_by_std=True):
+    if group_size < 1:
+        raise ValueError(f"group_size must be at least 1, got {group_size}")
+    if rewards.numel() % group_size != 0:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    out_dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
+    if group_size == 1:
+        return torch.zeros(rewards.shape, dtype=out_dtype)
+    r = rewards.to(torch.float64 if out_dtype == torch.float64 else torch.float32).reshape(-1, group_size)
+    adv = r - r.mean(dim=1, keepdim=True)
+    if normalize_by_std:
+        adv = adv / torch.sqrt(r.var(dim=1, keepdim=True) + eps)
+    return adv.reshape(-1).to(out_dtype)

@@ -1,0 +1,17 @@
+# expect: failed
+# why: no special case for group_size = 1: the unbiased std of one value is NaN, and 0 / (NaN + eps) is NaN
+# caught-by: test_group_size_one
+import torch
+
+
+def grpo_advantages(rewards, group_size, eps=1e-6, normalize_by_std=True):
+    if group_size < 1:
+        raise ValueError(f"group_size must be at least 1, got {group_size}")
+    if rewards.numel() % group_size != 0:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    out_dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
+    r = rewards.to(torch.float64 if out_dtype == torch.float64 else torch.float32).reshape(-1, group_size)
+    adv = r - r.mean(dim=1, keepdim=True)
+    if normalize_by_std:
+        adv = adv / (r.std(dim=1, keepdim=True) + eps)
+    return adv.reshape(-1).to(out_dtype)
