@@ -49,6 +49,9 @@ class RemoteError(Exception):
     info: dict[str, Any]
     origin: str = "submission"
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
     @property
     def type_name(self) -> str:
         return str(self.info.get("type", "Exception"))
@@ -120,10 +123,14 @@ def remote_error(info: dict[str, Any]) -> RemoteError:
             type(f"Remote{base.__name__}", (RemoteError, base), {}) if base is not Exception else RemoteError
         )
         _ERROR_CLASSES[base.__name__] = cls
+    text = f"{info.get('type', 'Exception')}: {info.get('message', '')}"
     try:
-        err = cls(f"{info.get('type', 'Exception')}: {info.get('message', '')}")
+        err = cls(text)
     except TypeError:
-        err = RemoteError(f"{info.get('type', 'Exception')}: {info.get('message', '')}")
+        # some builtins (UnicodeDecodeError) take five arguments to build and the remote one
+        # only has a message: build it without __init__; RemoteError.__str__ shows the message
+        err = cls.__new__(cls, text)
+        err.args = (text,)
     err.info = info
     return err
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -28,10 +29,12 @@ def submission(request: pytest.FixtureRequest) -> RemoteModule:
 
 
 @pytest.fixture(scope="session")
-def reference(request: pytest.FixtureRequest) -> LocalModule:
+def reference(request: pytest.FixtureRequest) -> Iterator[LocalModule]:
     """The reference solution, in this trusted process."""
     session = _session(request)
-    return LocalModule(session.reference(), session.scratch())
+    module = LocalModule(session.reference(), session.scratch())
+    yield module
+    module.close()
 
 
 @pytest.fixture

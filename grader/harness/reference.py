@@ -7,7 +7,7 @@ import copy
 import itertools
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from grader.remote import File
 
@@ -18,6 +18,13 @@ class LocalModule:
     def __init__(self, module: ModuleType, scratch: Path) -> None:
         self._module = module
         self._scratch = scratch
+        self._opened: list[IO[str]] = []
+
+    def close(self) -> None:
+        """Close the files opened for the reference (`File(..., open=True)`)."""
+        for handle in self._opened:
+            handle.close()
+        self._opened.clear()
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._module, name)
@@ -35,6 +42,10 @@ class LocalModule:
         if isinstance(value, File):
             path = self._scratch / f"{next(_names)}-{Path(value.name).name or 'input'}"
             path.write_bytes(value.data)
+            if value.open:  # as the runner does: the file itself, open as UTF-8 text
+                handle = path.open(encoding="utf-8", newline="")
+                self._opened.append(handle)
+                return handle
             return str(path)
         if torch is not None and isinstance(value, torch.Tensor):
             if value.requires_grad:

@@ -178,3 +178,11 @@ def test_malformed_runner_errors_are_reduced_to_safe_fields() -> None:
     info = _error_info({**raw, "bases": "ValueError"})
     assert info["type"] == "Exception" and len(info["message"]) <= 4000
     assert info["frames"] == [[3, "g"]] and info["exit_code"] is None and info["bases"] == []
+
+
+def test_remote_exceptions_with_special_constructors_keep_their_type() -> None:
+    exc = err(
+        "UnicodeDecodeError", "bad byte", ["UnicodeDecodeError", "UnicodeError", "ValueError", "Exception"]
+    )
+    assert isinstance(exc, UnicodeDecodeError) and isinstance(exc, ValueError)
+    assert str(exc) == "UnicodeDecodeError: bad byte"

@@ -173,3 +173,34 @@ def test_invariance_failures_say_where_inside_a_tuple() -> None:
             {"block=1": {}},
             expected=(torch.zeros(2), torch.zeros(2)),
         )
+
+
+def test_shrinking_with_a_large_seed_ends() -> None:
+    def check(sizes: dict[str, int], seed: int) -> None:
+        if seed == 3_000_000_000:
+            raise AssertionError("fails only for this seed")
+
+    with pytest.raises(GradingFailure, match=r"n=8 \(seed 3000000000\)"):
+        shrink(check, {"n": 8}, seed=3_000_000_000)
+
+
+def test_pytest_fail_inside_a_check_is_shrunk_too() -> None:
+    def check(sizes: dict[str, int], seed: int) -> None:
+        if sizes["n"] > 2:
+            pytest.fail("too big")
+
+    with pytest.raises(GradingFailure, match=r"smallest failing case: n=3"):
+        shrink(check, {"n": 40}, seed=0)
+
+
+def test_the_local_reference_opens_files_like_the_runner(tmp_path: Any) -> None:
+    import types
+
+    from grader.harness.reference import LocalModule
+    from grader.remote import File
+
+    module = types.ModuleType("m")
+    module.first = lambda f: next(iter(f))  # type: ignore[attr-defined]
+    reference = LocalModule(module, tmp_path)
+    assert reference.first(File(b"hello\nworld\n", "a.txt", open=True)) == "hello\n"
+    reference.close()
