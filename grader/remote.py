@@ -193,6 +193,7 @@ class RunnerClient:
         self.started = time.monotonic()
         self.deadline = self.started + limits.wall_seconds
         self.baseline_bytes: dict[str, int] = {"cgroup": 0, "procfs": 0}
+        self.setups: dict[Any, RemoteObject] = {}  # per-side objects made for measured calls
         for fd in (process.stdin, process.stdout, process.stderr):
             os.set_blocking(fd, False)
 
@@ -227,6 +228,18 @@ class RunnerClient:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             self._die(Status.RUNTIME_ERROR, "the runner broke the protocol while importing your module")
         return names
+
+    def keep(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], *, pick: int | None = None
+    ) -> RemoteObject:
+        """Call `name` of the module and keep the result (item `pick` of it) in the runner,
+        whatever it is: a handle to it, for later calls made on this side only."""
+        header = {"op": "call", "obj": 0, "attr": name, "keep": True, "pick": pick}
+        reply = self.request(header, {"args": args, "kwargs": kwargs}, what=f"setting up {name}")
+        ident = reply.stats.get("kept") if isinstance(reply.stats, dict) else None
+        if type(ident) is not int:
+            self.broke_protocol("the runner did not keep what it was asked to keep")
+        return RemoteObject(self, ident, "kept")
 
     def close(self) -> None:
         self.drain_output()
@@ -519,6 +532,10 @@ class RemoteObject:
 
     def __hash__(self) -> int:
         return id(self)
+
+    @property
+    def ident(self) -> int:
+        return self._id
 
     def __repr__(self) -> str:
         return f"<remote {self._type} #{self._id}>"

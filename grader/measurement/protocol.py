@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from grader.measurement import stats
-from grader.remote import RunnerClient
+from grader.remote import RemoteObject, RunnerClient
 from grader.spec import PerformanceSpec
-from grader.testing.calls import Call
+from grader.testing.calls import Call, Setup
 from grader.verdict import PerfResult
 
 MakeCall = Callable[[np.random.Generator], Call]
@@ -58,7 +58,7 @@ class Block:
 
 def block(client: RunnerClient, calls: Sequence[Call], *, what: str = "a timed call") -> Block:
     """Run `calls` in one exchange with the runner, garbage collection off; timed from outside."""
-    payload = [(c.name, c.args, c.kwargs) for c in calls]
+    payload = [bind(client, c) for c in calls]
     reply, cpu_ns, wall_ns = client.timed_request(
         {"op": "block"}, {"calls": payload}, timeout=client.limits.wall_seconds, what=what
     )
@@ -66,6 +66,26 @@ def block(client: RunnerClient, calls: Sequence[Call], *, what: str = "a timed c
     if not isinstance(outputs, list) or len(outputs) != len(calls):
         client.broke_protocol("the runner did not answer one output per timed call")
     return Block(outputs, cpu_ns, wall_ns)
+
+
+def bind(client: RunnerClient, call: Call) -> tuple[RemoteObject | None, str, list[Any], dict[str, Any]]:
+    """The call as this side makes it: each `Setup` replaced by this side's own object, made
+    (untimed) the first time the measurement meets it."""
+    made = client.setups
+
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, Setup):
+            return value
+        if value not in made:
+            made[value] = client.keep(value.name, value.args, value.kwargs, pick=value.index)
+        return made[value]
+
+    return (
+        resolve(call.target),
+        call.name,
+        [resolve(a) for a in call.args],
+        {k: resolve(v) for k, v in call.kwargs.items()},
+    )
 
 
 def overhead_ns(reference: RunnerClient) -> int:
@@ -262,9 +282,10 @@ PROBE_FIGURES = {
 
 def probe(client: RunnerClient, call: Call) -> tuple[Any, dict[str, Any]]:
     """Run one call under the in-runner probe: its output, and what it allocated and computed."""
+    target, attr, args, kwargs = bind(client, call)
     reply = client.request(
-        {"op": "probe", "obj": 0, "attr": call.name},
-        {"args": call.args, "kwargs": call.kwargs},
+        {"op": "probe", "obj": target.ident if target is not None else 0, "attr": attr},
+        {"args": args, "kwargs": kwargs},
         timeout=client.limits.wall_seconds,
         what=f"probing {call.name}",
     )

@@ -2,7 +2,7 @@
 
 from grader.remote import File, Gradients, MissingName, RemoteError
 from grader.testing.asserts import GradingFailure, assert_close, expect
-from grader.testing.calls import Call
+from grader.testing.calls import Call, Setup
 from grader.testing.causality import Seq, assert_causal
 from grader.testing.compare import Mismatch, compare, default_tolerance
 from grader.testing.dtypes import dtype_params, tolerance
@@ -19,6 +19,7 @@ __all__ = [
     "MissingName",
     "RemoteError",
     "Seq",
+    "Setup",
     "assert_causal",
     "assert_close",
     "assert_gradients_close",

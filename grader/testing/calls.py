@@ -1,20 +1,61 @@
-"""A call to make on both the submission and the reference, for performance measurements."""
+"""Calls to make on both the submission and the reference, for performance measurements."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class Call:
-    """`Call("train_bpe", path, 500, special_tokens=[...])`: a function of the exercise's module
-    and the arguments to give it."""
+class Setup:
+    """A value each side makes for itself, untimed, before a measured call.
 
-    __slots__ = ("args", "kwargs", "name")
+    `Setup("Tokenizer", vocab, merges)` calls `Tokenizer(vocab, merges)` in the submission's
+    runner and in the reference's, once per measurement; a call then uses each side's own result:
+    as its target (`Call.on(tokenizer, "encode", text)`) or as an argument (a KV cache:
+    `Setup("prefill", params, prompt).pick(1)` is item 1 of what prefill returns). The result
+    stays in its runner: it never crosses the pipe, so its form is each side's business."""
+
+    __slots__ = ("args", "index", "kwargs", "name")
 
     def __init__(self, name: str, /, *args: Any, **kwargs: Any) -> None:
         self.name = name
         self.args = list(args)
         self.kwargs = kwargs
+        self.index: int | None = None
+
+    def pick(self, index: int) -> Setup:
+        """Item `index` of the returned tuple or list, instead of the whole result."""
+        picked = Setup(self.name, *self.args, **self.kwargs)
+        picked.index = index
+        return picked
 
     def __repr__(self) -> str:
-        return f"Call({self.name!r}, {len(self.args)} args, {sorted(self.kwargs)})"
+        pick = f"[{self.index}]" if self.index is not None else ""
+        return f"Setup({self.name!r}){pick}"
+
+
+class Call:
+    """`Call("train_bpe", path, 500, special_tokens=[...])`: a function of the exercise's module
+    and the arguments to give it. `Call.on(setup, "encode", text)` calls a method of an object
+    each side made with a `Setup`. Arguments may hold `Setup` values too."""
+
+    __slots__ = ("args", "kwargs", "name", "target")
+
+    def __init__(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        self.name = name
+        self.args = list(args)
+        self.kwargs = kwargs
+        self.target: Setup | None = None
+
+    @classmethod
+    def on(cls, target: Setup, method: str, /, *args: Any, **kwargs: Any) -> Call:
+        call = cls(method, *args, **kwargs)
+        call.target = target
+        return call
+
+    def setups(self) -> list[Setup]:
+        found = [self.target] if self.target is not None else []
+        return found + [v for v in [*self.args, *self.kwargs.values()] if isinstance(v, Setup)]
+
+    def __repr__(self) -> str:
+        on = f"{self.target!r}." if self.target is not None else ""
+        return f"Call({on}{self.name!r}, {len(self.args)} args, {sorted(self.kwargs)})"

@@ -113,6 +113,14 @@ def backward(x):
 call = attr = "module-level names that shadow the proxy's own methods"
 
 
+def pair():
+    return torch.ones(2), Counter(3)
+
+
+def total(counter, extra):
+    return counter.value + extra
+
+
 def count_lines(lines):
     return sum(1 for _ in lines)
 
@@ -296,3 +304,17 @@ def test_generators_are_consumed_piece_by_piece(module: RemoteModule) -> None:
 def test_warnings_are_reported_by_builtin_category(module: RemoteModule) -> None:
     value, caught = RemoteObject.call_with_warnings(module, "noisy")
     assert value == 1 and caught == ["UserWarning", "DeprecationWarning"]
+
+
+def test_setups_give_each_side_its_own_state(module: RemoteModule) -> None:
+    from grader.measurement import protocol
+    from grader.testing import Call, Setup
+
+    client = client_of(module)
+    counter = Setup("Counter", 5)
+    assert protocol.block(client, [Call.on(counter, "bump", by=2)]).outputs == [7]
+    assert protocol.block(client, [Call.on(counter, "bump")]).outputs == [8]  # the same object, kept
+    kept = Setup("pair").pick(1)  # item 1 of what pair() returns, never sent across
+    assert protocol.block(client, [Call("total", kept, 10), Call.on(kept, "bump")]).outputs == [13, 4]
+    out, stats = protocol.probe(client, Call.on(Setup("Counter", 0), "bump", by=1))
+    assert out == 1 and stats["ops"] == 0
