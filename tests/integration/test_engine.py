@@ -116,7 +116,10 @@ def test_missing_function(toy_catalog: Catalog, bwrap: Sandbox) -> None:
     ("source", "words"),
     [
         ("def row_sums(x:\n", "Syntax error in rows.py, line 1"),
-        ("import torch\ndef row_sums(x):\n    return x.sum(1)\n", "torch.Tensor.sum is not allowed"),
+        (
+            "import torch\ndef row_sums(x):\n    return x.sum(1)\n",
+            "sum is not allowed in this exercise (torch.Tensor.sum",
+        ),
     ],
 )
 def test_rejections_never_start_a_sandbox(toy_catalog: Catalog, source: str, words: str) -> None:
