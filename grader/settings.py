@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +18,25 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"))
     sandbox: str = "auto"
     device: str = "cpu"
+
+    # The queue. DATABASE_URL and REDIS_URL are read without the prefix, as deployments name them.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "GRADER_DATABASE_URL")
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "GRADER_REDIS_URL"),
+    )
+    lease_s: float = 60.0  # a running submission whose worker stops renewing this is lost
+    max_attempts: int = 3  # deliveries before a submission is given up as system_error
+    reconcile_every_s: float = 10.0
+    requeue_after_s: float = 5.0  # a queued submission's job missing from Redis for this long is lost
+
+    def database(self) -> str:
+        """The database URL: DATABASE_URL, else SQLite in the data directory."""
+        from grader.store.db import default_url
+
+        return self.database_url or default_url(self.data_dir)
 
 
 def get_settings() -> Settings:

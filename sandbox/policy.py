@@ -76,9 +76,10 @@ class Layout:
     site_dirs: tuple[str, ...]
     runtime_dir: str = RUNTIME_DIR
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    prelude: str = ""  # Python run first, before the runner is imported
 
     def bootstrap(self) -> list[str]:
-        code = (
+        code = self.prelude + (
             f"import sys; sys.path[:0] = [{self.runtime_dir!r}]; sys.path += {list(self.site_dirs)!r}; "
             "from grader.runner.server import main; main()"
         )

@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------
-# bubblewrap: the sandbox; util-linux: prlimit and setpriv; libseccomp2: the syscall filter.
-DEBIAN_PACKAGES=(bubblewrap util-linux libseccomp2 ca-certificates)
+# bubblewrap: the sandbox; util-linux: prlimit and setpriv; libseccomp2: the syscall filter;
+# redis-server: the queue; postgresql: the production database (SQLite is the default);
+# docker.io: the container sandbox.
+DEBIAN_PACKAGES=(bubblewrap util-linux libseccomp2 ca-certificates redis-server postgresql docker.io)
 PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     DEBIAN_PACKAGES+=(python3-venv)

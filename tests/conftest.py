@@ -13,6 +13,7 @@ from grader.catalog import Catalog, load_catalog
 from grader.remote import RemoteModule, RunnerClient
 from sandbox import Limits, Sandbox, SandboxUnavailable, cgroups, get_backend
 from sandbox.policy import SANDBOX_UID
+from tests.services import PostgresServer, RedisServer
 
 # exercise packages used as fixtures hold their own tests: the harness runs them, not this suite
 collect_ignore = ["fixtures"]
@@ -82,3 +83,71 @@ def sandbox_processes() -> list[int]:
 @pytest.fixture
 def leftovers() -> Callable[[], list[int]]:
     return sandbox_processes
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """A running private Redis, emptied for each test."""
+    if redis_server.process is None:
+        redis_server.start()
+    from redis import Redis
+
+    Redis.from_url(redis_server.url).flushall()
+    yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind the grader supports, one per test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'grader.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()
+
+
+@pytest.fixture(scope="session")
+def docker() -> Sandbox:
+    """The Docker backend, with a running daemon and the runtime image (built if missing)."""
+    from sandbox.docker import DockerSandbox, build_host_image
+
+    backend = DockerSandbox()
+    try:
+        backend.check()
+    except SandboxUnavailable as exc:
+        if "grader sandbox build" not in str(exc):
+            pytest.fail(f"Docker is required for this suite (the test command starts dockerd): {exc}")
+        build_host_image()
+        backend = DockerSandbox()
+        backend.check()
+    return backend
+
+
+def docker_leftovers() -> list[str]:
+    """Containers this test process started that still exist."""
+    import socket
+    import subprocess
+
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    listed = subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--filter", f"label=grader.owner={owner}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()

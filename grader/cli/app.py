@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise, loa
 from grader.cli import render
 from grader.events import Event, EventSink, ignore
 from grader.settings import Settings, get_settings
-from sandbox import BACKENDS, Sandbox, SandboxUnavailable, get_backend
+from sandbox import BACKENDS, Sandbox, SandboxError, SandboxUnavailable, get_backend
 from sandbox.policy import cuda_index
 
 app = typer.Typer(
@@ -321,7 +322,7 @@ def sandbox_check() -> None:
     """Which sandbox backends work on this host, and how limits are enforced."""
     from sandbox import cgroups
 
-    for name in ("bwrap", "none"):
+    for name in BACKENDS:
         try:
             get_backend(name).check()
             out.print(f"[green]ok[/green]   {name}")
@@ -332,6 +333,25 @@ def sandbox_check() -> None:
         out.print(f"cgroups: {kind} (memory and pids limits; CPU time and peak memory read from outside)")
     else:
         out.print("cgroups: none usable; limits fall back to rlimits, clocks to /proc")
+
+
+@sandbox_app.command("build")
+@handled
+def sandbox_build(
+    image: Annotated[str | None, typer.Option(help="Image name [env: GRADER_DOCKER_IMAGE]")] = None,
+) -> None:
+    """Build the Docker runtime image on this host, with no registry: an image of mount points
+    into which the host's Python, torch and runner are bound read-only. (Production images are
+    built from sandbox/images/ with `docker build`.)"""
+    from sandbox.docker import DEFAULT_IMAGE, DockerSandbox, build_host_image
+
+    name = image or os.environ.get("GRADER_DOCKER_IMAGE", DEFAULT_IMAGE)
+    try:
+        image_id = build_host_image(name)
+        DockerSandbox(name).check()
+    except SandboxError as exc:
+        raise CliError(f"cannot build {name}: {exc}", 1) from None
+    out.print(f"built {name} ({image_id[:19]})")
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
-"""Hostile submissions, each graded for real in the bwrap sandbox, against its golden verdict.
+"""Hostile submissions, each graded for real in each sandbox (bwrap and Docker), against its
+golden verdict.
 
 Each file in cases/ is one submission to the `guarded-sum` fixture exercise (tight limits) with
 `# expect: <status>` and optional `# check: <name>` lines. Where a defence is observable from
 inside, the case computes the right answer only if the defence held, so `passed` means it did.
-After every case: no process of the sandbox user and no cgroup of ours is left, and this same
-process goes on grading the next one (the worker keeps serving).
+After every case: no process of the sandbox user, no cgroup and no container of ours is left, and
+this same process goes on grading the next one (the worker keeps serving).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from grader.catalog import Catalog, Exercise, load_catalog
 from grader.engine import grade
 from grader.verdict import Status
 from sandbox import Sandbox, cgroups
-from tests.conftest import sandbox_processes
+from tests.conftest import docker_leftovers, sandbox_processes
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,12 @@ def target(toy_catalog: Catalog) -> Exercise:
 @pytest.fixture(scope="module")
 def curriculum() -> Catalog:
     return load_catalog(ROOT / "exercises", ROOT / "solutions")
+
+
+@pytest.fixture(scope="module", params=["bwrap", "docker"])
+def hostile_backend(request: pytest.FixtureRequest) -> Sandbox:
+    backend: Sandbox = request.getfixturevalue(request.param)
+    return backend
 
 
 @pytest.fixture
@@ -74,7 +81,7 @@ def test_hostile_submission(
     case: Path,
     target: Exercise,
     curriculum: Catalog,
-    bwrap: Sandbox,
+    hostile_backend: Sandbox,
     tmp_path: Path,
     listeners: tuple[int, str],
     monkeypatch: pytest.MonkeyPatch,
@@ -94,12 +101,14 @@ def test_hostile_submission(
         .replace("{{REPO}}", str(ROOT))
     )
     for _ in range(2 if "run-twice" in checks else 1):
-        verdict = grade(exercise, source.encode(), bwrap, filename=f"{exercise.spec.entrypoint}.py")
+        verdict = grade(exercise, source.encode(), hostile_backend, filename=f"{exercise.spec.entrypoint}.py")
         assert verdict.status == Status(expect), (
             f"{verdict.summary}\n{verdict.message}\n{verdict.output[-500:]}"
         )
     assert sandbox_processes() == [], "a process of the sandbox outlived it"
     assert our_cgroups() == [], "a cgroup of the sandbox outlived it"
+    if hostile_backend.name == "docker":
+        assert docker_leftovers() == [], "a container outlived its grading"
     if "host-untouched" in checks:
         assert canary.read_text() == "original"
         assert not (ROOT / "pwned.txt").exists() and not (ROOT / "solutions" / "pwned.txt").exists()
@@ -128,12 +137,14 @@ def test_hostile_submission(
         ),
     ],
 )
-def test_bad_input(raw: bytes, status: Status, words: str, target: Exercise, bwrap: Sandbox) -> None:
-    verdict = grade(target, raw, bwrap, filename="rows.py")
+def test_bad_input(
+    raw: bytes, status: Status, words: str, target: Exercise, hostile_backend: Sandbox
+) -> None:
+    verdict = grade(target, raw, hostile_backend, filename="rows.py")
     assert verdict.status is status
     assert words in verdict.message + " ".join(t.message for t in verdict.tests)
 
 
-def test_the_worker_keeps_serving_after_the_red_team(target: Exercise, bwrap: Sandbox) -> None:
-    verdict = grade(target, target.solution.read_bytes(), bwrap)
+def test_the_worker_keeps_serving_after_the_red_team(target: Exercise, hostile_backend: Sandbox) -> None:
+    verdict = grade(target, target.solution.read_bytes(), hostile_backend)
     assert verdict.status is Status.PASSED

@@ -1,0 +1,239 @@
+"""Commands of the queue: `db upgrade`, `enqueue`, `status`, `worker`, `reconcile`.
+
+All of them read DATABASE_URL and REDIS_URL (SQLite in ./var/ and a local Redis by default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.engine import make_url
+
+from grader.cli import render
+from grader.cli.app import CliError, State, app, err, handled, out, read_submission
+from grader.jobs import queue as jobqueue
+from grader.jobs import submissions
+from grader.store import DatabaseError, make_engine, require_current, sessions, upgrade
+from grader.store.models import Submission
+
+db_app = typer.Typer(no_args_is_help=True, help="The grader's database.")
+app.add_typer(db_app, name="db")
+
+
+def _engine(state: State) -> Any:
+    try:
+        return make_engine(state.settings.database())
+    except DatabaseError as exc:
+        raise CliError(str(exc), 1) from None
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for display
+        return "(unparseable URL)"
+
+
+def _factory(state: State) -> Any:
+    engine = _engine(state)
+    try:
+        require_current(engine)
+    except DatabaseError as exc:
+        raise CliError(str(exc), 1) from None
+    return sessions(engine)
+
+
+def _redis(state: State) -> Any:
+    try:
+        return jobqueue.connect(state.settings.redis_url)
+    except jobqueue.QueueError as exc:
+        raise CliError(f"{exc} (set REDIS_URL)", 1) from None
+
+
+@db_app.command("upgrade")
+@handled
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create the database or bring its schema up to date (safe to run again)."""
+    state: State = ctx.obj
+    engine = _engine(state)
+    try:
+        upgrade(engine)
+        require_current(engine)
+    except DatabaseError as exc:
+        raise CliError(str(exc), 1) from None
+    out.print(f"database up to date: {_safe_url(state.settings.database())}")
+
+
+@app.command()
+@handled
+def enqueue(
+    ctx: typer.Context,
+    exercise: Annotated[str, typer.Argument(help="Exercise slug")],
+    file: Annotated[str, typer.Argument(help="The solution file")],
+    user: Annotated[str | None, typer.Option(help="Who submits it (created if new)")] = None,
+) -> None:
+    """Queue FILE for grading; prints the submission id as the last word."""
+    from pathlib import Path
+
+    state: State = ctx.obj
+    spec = state.exercise(exercise)
+    raw, _ = read_submission(Path(file), spec.spec.source_kb * 1024)
+    factory = _factory(state)
+    redis = _redis(state)
+    row = submissions.create(factory, spec, raw, Path(file).name, user=user)
+    assert row.job_id is not None
+    position = jobqueue.enqueue(redis, row.queue, row.id, row.attempt, row.job_id, timeout_s=3600)
+    ahead = f", {position} ahead" if position else ""
+    out.print(f"queued on {row.queue}{ahead}: submission {row.id}")
+
+
+@app.command()
+@handled
+def status(
+    ctx: typer.Context,
+    submission_id: Annotated[int, typer.Argument(metavar="ID", help="Submission id")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it is graded")] = False,
+    timeout: Annotated[
+        float | None, typer.Option(help="With --wait: give up after this many seconds")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the verdict once done)")] = False,
+) -> None:
+    """Show where submission ID stands, or its verdict once graded."""
+    state: State = ctx.obj
+    factory = _factory(state)
+    row = submissions.get(factory, submission_id)
+    if row is None:
+        raise CliError(f"no submission {submission_id}", 2)
+    if wait:
+        row = _wait(state, factory, submission_id, timeout, show=not as_json)
+    _show(state, row, as_json)
+
+
+def _wait(state: State, factory: Any, submission_id: int, timeout: float | None, *, show: bool) -> Submission:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    redis = _redis(state)
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(jobqueue.channel(submission_id))
+    last = ""
+    try:
+        while True:
+            row = submissions.get(factory, submission_id)
+            assert row is not None
+            if row.state in ("done", "system_error"):
+                return row
+            if deadline is not None and time.monotonic() > deadline:
+                raise CliError(f"submission {submission_id} is still {row.state} after {timeout:g} s", 1)
+            message = pubsub.get_message(timeout=0.5)
+            if show and message is not None and err.is_terminal:
+                event = json.loads(message["data"])
+                text = _describe(event)
+                if text and text != last:
+                    err.print(f"[dim]{text}[/dim]")
+                    last = text
+    finally:
+        pubsub.close()
+
+
+def _describe(event: dict[str, Any]) -> str:
+    kind = event.get("kind")
+    if kind == "queued":
+        return f"queued, {event.get('position', 0)} ahead"
+    if kind == "running":
+        return f"grading (attempt {event.get('attempt')})"
+    if kind == "test":
+        return f"test {event.get('current')} of {event.get('total')}"
+    if kind in ("stage", "performance"):
+        return str(event.get("message", ""))
+    return ""
+
+
+def _show(state: State, row: Submission, as_json: bool) -> None:
+    from grader.verdict import Verdict
+
+    if row.state == "done" and row.verdict is not None:
+        if as_json:
+            sys.stdout.write(json.dumps({"submission": row.id, **row.verdict}, indent=2) + "\n")
+        else:
+            render.verdict(out, Verdict.model_validate(row.verdict))
+        return
+    info: dict[str, Any] = {"submission": row.id, "status": row.state, "attempt": row.attempt}
+    if row.state == "system_error":
+        info["message"] = row.message
+    elif row.state == "queued" and row.job_id:
+        try:
+            info["position"] = jobqueue.position(_redis(state), row.queue, row.job_id)
+        except CliError:
+            info["position"] = None
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    else:
+        extra = f": {row.message}" if row.message else ""
+        out.print(f"submission {row.id}: {row.state} (attempt {row.attempt}){extra}")
+
+
+@app.command()
+@handled
+def worker(
+    ctx: typer.Context,
+    queue_names: Annotated[
+        list[str] | None, typer.Option("--queue", help="cpu or gpu (repeatable; default cpu, gpu with --gpu)")
+    ] = None,
+    gpu: Annotated[
+        int | None, typer.Option("--gpu", metavar="INDEX", help="The one GPU this worker uses")
+    ] = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Stop when the queues are empty")] = False,
+    sandbox: Annotated[str | None, typer.Option(help="auto or bwrap")] = None,
+) -> None:
+    """Grade submissions from the queue until stopped (Ctrl-C finishes the current one first)."""
+    from grader.jobs import worker as jobworker
+
+    state: State = ctx.obj
+    names = queue_names or (["gpu"] if gpu is not None else ["cpu"])
+    for name in names:
+        if name not in jobqueue.QUEUES:
+            raise CliError(f"unknown queue {name!r}; choose {' or '.join(jobqueue.QUEUES)}", 2)
+    if "gpu" in names and gpu is None:
+        raise CliError("a gpu worker needs its device: --gpu INDEX", 2)
+    backend = state.backend(sandbox)
+    if backend.trusted_code_only:
+        raise CliError("workers grade students' code: --sandbox none is refused", 2)
+    _factory(state)  # the schema is current
+    state.settings.sandbox = backend.name
+    device = f"cuda:{gpu}" if gpu is not None else "cpu"
+    try:
+        context = jobworker.WorkerContext.from_settings(state.settings, device=device)
+    except (DatabaseError, jobqueue.QueueError) as exc:
+        raise CliError(str(exc), 1) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        claim = jobworker.device_claim(context, gpu)
+        claim.__enter__()
+    except jobqueue.QueueError as exc:
+        raise CliError(str(exc), 1) from None
+    try:
+        err.print(
+            f"worker {context.name}: queues {', '.join(names)}, sandbox {backend.name}, device {device}"
+        )
+        jobworker.run(context, names, burst=burst)
+    finally:
+        claim.__exit__(None, None, None)
+
+
+@app.command()
+@handled
+def reconcile(ctx: typer.Context) -> None:
+    """Re-enqueue lost work once (workers also do this on their own, every few seconds)."""
+    from grader.jobs import worker as jobworker
+
+    state: State = ctx.obj
+    try:
+        context = jobworker.WorkerContext.from_settings(state.settings)
+    except (DatabaseError, jobqueue.QueueError) as exc:
+        raise CliError(str(exc), 1) from None
+    counts = jobworker.reconcile(context)
+    out.print(", ".join(f"{name}: {count}" for name, count in counts.items()))

@@ -1,0 +1,1 @@
+"""Grading through the queue: submissions in the database, deliveries through RQ, workers."""

@@ -1,0 +1,311 @@
+"""The worker: takes `{submission_id, attempt}` jobs from a queue and grades them.
+
+It runs RQ's non-forking worker: grading already happens in a fresh sandbox process, so forking
+the worker per job would only add a copy of a torch-loaded process. Each job claims its attempt
+in the database first (a duplicate delivery stops there), renews its lease while it grades,
+writes the verdict only if the attempt is still its own, and gives the attempt back for a retry
+when the grader (not the student's code) failed. A reconciler thread in every worker re-enqueues
+submissions whose worker died and queued submissions whose job Redis lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from grader.catalog import Catalog, CatalogError, load_catalog
+from grader.events import Event
+from grader.jobs import queue as jobqueue
+from grader.jobs import submissions
+from grader.settings import Settings, get_settings
+from grader.store import make_engine, require_current, sessions
+from sandbox import Sandbox, get_backend
+
+log = logging.getLogger("grader.worker")
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    factory: sessionmaker[Session]
+    redis: Redis
+    backend: Sandbox
+    catalog: Catalog
+    device: str = "cpu"
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, device: str = "cpu") -> WorkerContext:
+        engine = make_engine(settings.database())
+        require_current(engine)
+        backend = get_backend(settings.sandbox)
+        backend.check()
+        return cls(
+            settings=settings,
+            factory=sessions(engine),
+            redis=jobqueue.connect(settings.redis_url),
+            backend=backend,
+            catalog=load_catalog(settings.exercises_dir, settings.solutions_dir, strict=False),
+            device=device,
+        )
+
+
+_context: WorkerContext | None = None
+
+
+def context() -> WorkerContext:
+    global _context
+    if _context is None:  # a job run by a plain `rq worker`: configure from the environment
+        _context = WorkerContext.from_settings(get_settings())
+    return _context
+
+
+def grade_job(submission_id: int, attempt: int) -> str:
+    """The RQ job. Returns what happened, for RQ's record; the verdict goes to the database."""
+    return grade_attempt(context(), submission_id, attempt)
+
+
+def grade_attempt(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
+    settings = ctx.settings
+    if not submissions.claim(ctx.factory, submission_id, attempt, ctx.name, settings.lease_s):
+        log.info(
+            "submission %s attempt %s: not ours to grade (duplicate or superseded)", submission_id, attempt
+        )
+        return "skipped"
+    jobqueue.publish(ctx.redis, submission_id, {"kind": "running", "attempt": attempt})
+    lease = Lease(ctx, submission_id, attempt)
+    lease.start()
+    try:
+        outcome = _grade(ctx, submission_id, attempt)
+    except Exception as exc:  # noqa: BLE001 - any failure of ours: the attempt goes back
+        log.exception("submission %s attempt %s: the grader failed", submission_id, attempt)
+        outcome = _give_back(ctx, submission_id, attempt, f"{type(exc).__name__}: {exc}")
+    finally:
+        lease.stop()
+    return outcome
+
+
+def _grade(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
+    from grader.engine import grade
+
+    row = submissions.get(ctx.factory, submission_id)
+    assert row is not None  # claimed a moment ago
+    slug = row.exercise_version.slug
+    try:
+        exercise = ctx.catalog.get(slug)
+    except (CatalogError, KeyError) as exc:
+        return _give_back(
+            ctx, submission_id, attempt, f"exercise {slug!r} cannot be graded: {exc}", final=True
+        )
+
+    def progress(event: Event) -> None:
+        if event.kind == "done":  # announced once the verdict is in the database, not before
+            return
+        jobqueue.publish(
+            ctx.redis,
+            submission_id,
+            {"kind": event.kind, "message": event.message, "current": event.current, "total": event.total},
+        )
+
+    started = time.monotonic()
+    verdict = grade(
+        exercise, row.source, ctx.backend, device=ctx.device, events=progress, filename=row.filename
+    )
+    if verdict.status == "system_error":
+        return _give_back(ctx, submission_id, attempt, verdict.message)
+    if submissions.finish(ctx.factory, submission_id, attempt, ctx.name, verdict.model_dump(mode="json")):
+        jobqueue.publish(ctx.redis, submission_id, {"kind": "done", "status": str(verdict.status)})
+        log.info(
+            "submission %s attempt %s: %s in %.1f s",
+            submission_id,
+            attempt,
+            verdict.status,
+            time.monotonic() - started,
+        )
+        return str(verdict.status)
+    log.warning(
+        "submission %s attempt %s: lease lost before the verdict; not written", submission_id, attempt
+    )
+    return "superseded"
+
+
+def _give_back(
+    ctx: WorkerContext, submission_id: int, attempt: int, message: str, *, final: bool = False
+) -> str:
+    retry = submissions.release(
+        ctx.factory,
+        submission_id,
+        attempt,
+        ctx.name,
+        message=message,
+        max_attempts=attempt if final else ctx.settings.max_attempts,
+    )
+    if retry is None:
+        return "superseded"
+    follow_up(ctx, retry)
+    return "system_error" if retry.gave_up else "retried"
+
+
+def follow_up(ctx: WorkerContext, retry: submissions.Retry) -> None:
+    """Enqueue the next attempt, or announce that the submission was given up."""
+    if retry.gave_up or retry.job_id is None:
+        jobqueue.publish(ctx.redis, retry.submission_id, {"kind": "done", "status": "system_error"})
+        return
+    try:
+        jobqueue.enqueue(
+            ctx.redis, retry.queue, retry.submission_id, retry.attempt, retry.job_id, job_timeout(ctx)
+        )
+    except RedisError:  # the reconciler enqueues it once Redis is back
+        log.warning("submission %s: Redis unavailable; left for the reconciler", retry.submission_id)
+
+
+def job_timeout(ctx: WorkerContext) -> int:
+    """RQ's own limit on a job: far above any exercise's wall time; the sandbox enforces those."""
+    return 3600
+
+
+class Lease(threading.Thread):
+    """Renews the lease of one attempt every third of its length until stopped."""
+
+    def __init__(self, ctx: WorkerContext, submission_id: int, attempt: int) -> None:
+        super().__init__(name=f"lease-{submission_id}", daemon=True)
+        self.ctx, self.submission_id, self.attempt = ctx, submission_id, attempt
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        every = self.ctx.settings.lease_s / 3
+        while not self.stopped.wait(every):
+            try:
+                if not submissions.renew(
+                    self.ctx.factory,
+                    self.submission_id,
+                    self.attempt,
+                    self.ctx.name,
+                    self.ctx.settings.lease_s,
+                ):
+                    self.lost = True
+                    return
+            except SQLAlchemyError as exc:  # the database is down: try again next time
+                log.warning("lease of submission %s not renewed: %s", self.submission_id, exc)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def reconcile(ctx: WorkerContext) -> dict[str, int]:
+    """One pass: take back expired leases, re-enqueue queued submissions whose job is gone."""
+    counts = {"expired": 0, "gave_up": 0, "requeued": 0}
+    for retry in submissions.expire_leases(ctx.factory, ctx.settings.max_attempts):
+        counts["gave_up" if retry.gave_up else "expired"] += 1
+        log.warning(
+            "submission %s: lease expired; %s",
+            retry.submission_id,
+            "given up" if retry.gave_up else f"attempt {retry.attempt} queued",
+        )
+        follow_up(ctx, retry)
+    # A just-created submission is committed before it is enqueued: leave it a moment.
+    grace = ctx.settings.requeue_after_s
+    for submission_id, attempt, name, job_id in submissions.queued(ctx.factory, older_than_s=grace):
+        if job_id and jobqueue.job_alive(ctx.redis, job_id):
+            continue
+        new_id = submissions.replace_job(ctx.factory, submission_id, attempt, job_id)
+        if new_id is not None:
+            jobqueue.enqueue(ctx.redis, name, submission_id, attempt, new_id, job_timeout(ctx))
+            counts["requeued"] += 1
+            log.warning("submission %s: its job was lost; enqueued again", submission_id)
+    return counts
+
+
+class Reconciler(threading.Thread):
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(name="reconciler", daemon=True)
+        self.ctx = ctx
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.ctx.settings.reconcile_every_s):
+            try:
+                reconcile(self.ctx)
+            except (RedisError, SQLAlchemyError, jobqueue.QueueError) as exc:
+                log.warning("reconciliation skipped: %s", exc)
+
+
+def warm_up() -> None:
+    """Import what the first grading would otherwise wait for (torch, pytest, the harness)."""
+    import pytest  # noqa: F401
+    import torch  # noqa: F401
+
+    import grader.engine  # noqa: F401
+    import grader.testing  # noqa: F401
+
+
+def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False) -> None:
+    """Work until stopped (SIGINT/SIGTERM finish the current job first), or until the queues
+    are empty with `burst`."""
+    global _context
+    _context = ctx
+    warm_up()
+    reconciler = Reconciler(ctx)
+    reconciler.start()
+    worker = SimpleWorker(
+        [jobqueue.queue(ctx.redis, name) for name in queue_names],
+        connection=ctx.redis,
+        serializer=JSONSerializer,
+        name=ctx.name,
+    )
+    try:
+        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+    finally:
+        reconciler.stopped.set()
+
+
+def describe(ctx: WorkerContext) -> dict[str, Any]:
+    return {"name": ctx.name, "sandbox": ctx.backend.name, "device": ctx.device}
+
+
+@contextlib.contextmanager
+def device_claim(ctx: WorkerContext, gpu: int | None) -> Iterator[None]:
+    """One GPU worker per device: hold a Redis key for the device while working (renewed; it
+    expires on its own if this worker dies)."""
+    if gpu is None:
+        yield
+        return
+    key = f"grader:gpu-worker:{socket.gethostname()}:{gpu}"
+    if not ctx.redis.set(key, ctx.name, nx=True, ex=30):
+        holder = ctx.redis.get(key)
+        raise jobqueue.QueueError(
+            f"GPU {gpu} already has a worker ({holder.decode() if isinstance(holder, bytes) else holder})"
+        )
+    stopped = threading.Event()
+
+    def renew() -> None:
+        while not stopped.wait(10):
+            with contextlib.suppress(RedisError):
+                ctx.redis.set(key, ctx.name, xx=True, ex=30)
+
+    thread = threading.Thread(target=renew, name="device-claim", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        with contextlib.suppress(RedisError):
+            if ctx.redis.get(key) == ctx.name.encode():
+                ctx.redis.delete(key)

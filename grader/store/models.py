@@ -1,0 +1,108 @@
+"""The database: who submitted what, for which exercise version, and what it earned.
+
+The submission row is the source of truth for grading. It moves `queued -> running -> done`, or
+to `system_error` once the grader has failed it too often; `attempt` counts deliveries and every
+write that changes a submission compares it, so an old or duplicate delivery never overwrites a
+newer one. Timestamps are naive UTC (SQLite keeps no time zones).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class SubmissionState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    SYSTEM_ERROR = "system_error"
+
+    @property
+    def final(self) -> bool:
+        return self in (SubmissionState.DONE, SubmissionState.SYSTEM_ERROR)
+
+
+class User(Base):
+    """Minimal here: the web app adds what it needs (password, roles, plan)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+
+    submissions: Mapped[list[Submission]] = relationship(back_populates="user")
+
+
+class ExerciseVersion(Base):
+    """One version of an exercise, identified by the hash of its whole content."""
+
+    __tablename__ = "exercise_versions"
+    __table_args__ = (UniqueConstraint("slug", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    resources: Mapped[str] = mapped_column(String(8))  # "cpu" | "gpu"
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_state_lease", "state", "lease_expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    exercise_version_id: Mapped[int] = mapped_column(ForeignKey("exercise_versions.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    source: Mapped[bytes] = mapped_column(LargeBinary)
+    queue: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=SubmissionState.QUEUED)
+    attempt: Mapped[int] = mapped_column(default=1)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime.datetime | None]
+    status: Mapped[str | None] = mapped_column(String(32))  # the verdict's status, once done
+    verdict: Mapped[dict[str, Any] | None]
+    message: Mapped[str | None] = mapped_column(Text)  # why, for a system_error
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime.datetime | None]
+    finished_at: Mapped[datetime.datetime | None]
+    queued_s: Mapped[float | None]  # from creation to the start of the attempt that finished
+    grading_s: Mapped[float | None]  # that attempt's grading time
+
+    user: Mapped[User | None] = relationship(back_populates="submissions")
+    exercise_version: Mapped[ExerciseVersion] = relationship()
+    attempts: Mapped[list[Attempt]] = relationship(back_populates="submission", order_by="Attempt.number")
+
+
+class Attempt(Base):
+    """One delivery of a submission to a worker, kept for the record (how it ended, where)."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("submission_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    number: Mapped[int]
+    worker: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime.datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(32))  # verdict status, "lost", "retried"
+    message: Mapped[str | None] = mapped_column(Text)
+
+    submission: Mapped[Submission] = relationship(back_populates="attempts")

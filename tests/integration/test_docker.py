@@ -1,0 +1,119 @@
+"""The Docker backend for real: grading, cleanup, a daemon that is down or an image that is
+missing (clear system errors), the reaper, and a submission graded through the queue by a worker
+that uses Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from grader.catalog import Catalog
+from grader.engine import grade
+from grader.verdict import Status
+from sandbox import Limits, Sandbox, SandboxUnavailable
+from sandbox.docker import LABEL, OWNER_LABEL, DockerSandbox, reap
+from tests.conftest import docker_leftovers
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+GOOD = "def row_sums(rows):\n    return [sum(r) for r in rows]\n"
+
+
+def test_a_reference_passes_in_docker_with_limits_read_from_outside(
+    toy_catalog: Catalog, docker: Sandbox
+) -> None:
+    exercise = toy_catalog.get("guarded-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), docker)
+    assert verdict.status is Status.PASSED, verdict.message
+    assert verdict.provenance.sandbox == "docker" and verdict.provenance.image == "grader-runtime:local"
+    [speed] = verdict.performance
+    assert speed.source == "cgroup" and speed.passed
+    assert docker_leftovers() == []
+
+
+def test_a_stopped_daemon_is_a_clear_system_error(
+    toy_catalog: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
+    backend = DockerSandbox()
+    with pytest.raises(SandboxUnavailable, match="Docker daemon is not usable"):
+        backend.check()
+    exercise = toy_catalog.get("guarded-sum")
+    verdict = grade(exercise, exercise.solution.read_bytes(), backend)
+    assert verdict.status is Status.SYSTEM_ERROR
+    assert "Docker daemon is not usable" in verdict.message and "not your fault" in verdict.summary
+
+
+def test_a_missing_image_says_how_to_build_it(docker: Sandbox) -> None:
+    backend = DockerSandbox("grader-runtime:no-such-tag")
+    with pytest.raises(SandboxUnavailable, match="grader sandbox build"):
+        backend.start(Limits())
+
+
+def test_the_reaper_removes_containers_of_dead_workers_only(docker: Sandbox) -> None:
+    import socket
+
+    host = socket.gethostname()
+    gone_pid = _exited_pid()
+    created = []
+    for owner in (f"{host}:{gone_pid}", f"{host}:{os.getpid()}"):
+        done = subprocess.run(
+            [
+                "docker",
+                "create",
+                "--label",
+                f"{LABEL}=1",
+                "--label",
+                f"{OWNER_LABEL}={owner}",
+                "grader-runtime:local",
+                "x",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        created.append(done.stdout.strip())
+    try:
+        removed = reap(host)
+        assert any(created[0].startswith(r) for r in removed)
+        assert not any(created[1].startswith(r) for r in removed)
+        assert _exists(created[1]) and not _exists(created[0])
+    finally:
+        subprocess.run(["docker", "rm", "-f", *created], capture_output=True, check=False)
+
+
+def _exited_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _exists(container: str) -> bool:
+    return subprocess.run(["docker", "inspect", container], capture_output=True, check=False).returncode == 0
+
+
+def test_enqueue_and_status_through_a_docker_worker(
+    database_url: str, redis_url: str, tmp_path: Path, docker: Sandbox
+) -> None:
+    grader = str(Path(os.sys.executable).with_name("grader"))  # type: ignore[attr-defined]
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "queue"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "GRADER_EXERCISES_DIR": str(fixtures / "exercises"),
+        "GRADER_SOLUTIONS_DIR": str(fixtures / "solutions"),
+        "GRADER_SANDBOX": "docker",
+    }
+    run = lambda *args: subprocess.run([grader, *args], env=env, capture_output=True, text=True, timeout=180)  # noqa: E731
+    assert run("db", "upgrade").returncode == 0
+    (tmp_path / "rows.py").write_text(GOOD)
+    submission = run("enqueue", "quick-sum", str(tmp_path / "rows.py")).stdout.split()[-1]
+    worker = run("worker", "--burst")
+    assert worker.returncode == 0, worker.stderr
+    shown = run("status", submission, "--wait", "--json", "--timeout", "60")
+    verdict = json.loads(shown.stdout)
+    assert verdict["status"] == "passed" and verdict["provenance"]["sandbox"] == "docker"
