@@ -20,6 +20,7 @@ from grader.catalog import Exercise
 from grader.events import Event, EventSink, ignore
 from grader.harness.plugin import GradingPlugin, run_pytest
 from grader.harness.session import GradingSession
+from grader.pool import WarmPool
 from grader.static import Rejected, check_source
 from grader.verdict import Outcome, Provenance, Status, TestResult, Timings, Verdict, truncate, worst
 from sandbox import Sandbox, SandboxError
@@ -40,6 +41,7 @@ def grade(
     events: EventSink = ignore,
     filename: str = "",
     size: int | None = None,
+    pool: WarmPool | None = None,
 ) -> Verdict:
     """Grade `raw` (the submitted file's bytes) against `exercise`. `device` is the GPU this
     grading may use ("cuda:N"); exercises that do not declare a GPU run on the CPU."""
@@ -73,7 +75,7 @@ def grade(
         )
     static_s = time.perf_counter() - started
     session = GradingSession(
-        exercise, source, backend, seed=seed, device=device, events=events, measure=measure
+        exercise, source, backend, seed=seed, device=device, events=events, measure=measure, pool=pool
     )
     session.timings.static_s = static_s
     try:

@@ -199,6 +199,11 @@ class RunnerClient:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def restart_clock(self) -> None:
+        """Start the wall-time limit now (a runner taken from a warm pool has been waiting)."""
+        self.started = time.monotonic()
+        self.deadline = self.started + self.limits.wall_seconds
+
     def handshake(self) -> dict[str, Any]:
         header, _ = self._receive(time.monotonic() + STARTUP_SECONDS, "starting the sandbox")
         if header.get("op") != "hello":

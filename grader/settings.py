@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     lease_s: float = 60.0  # a running submission whose worker stops renewing this is lost
     max_attempts: int = 3  # deliveries before a submission is given up as system_error
     reconcile_every_s: float = 10.0
+    pool_size: int = 2  # warm runners kept ready per kind of sandbox (0: no pool)
+    pool_keys: int = 2  # kinds of sandbox (limits, device, preload) kept warm at once
     requeue_after_s: float = 5.0  # a queued submission's job missing from Redis for this long is lost
 
     def database(self) -> str:

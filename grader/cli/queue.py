@@ -187,7 +187,13 @@ def worker(
         int | None, typer.Option("--gpu", metavar="INDEX", help="The one GPU this worker uses")
     ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Stop when the queues are empty")] = False,
-    sandbox: Annotated[str | None, typer.Option(help="auto or bwrap")] = None,
+    sandbox: Annotated[str | None, typer.Option(help="auto, bwrap or docker")] = None,
+    fork: Annotated[
+        bool,
+        typer.Option(
+            "--fork", help="Fork per job like RQ's default worker, without a warm pool (to compare)"
+        ),
+    ] = False,
 ) -> None:
     """Grade submissions from the queue until stopped (Ctrl-C finishes the current one first)."""
     from grader.jobs import worker as jobworker
@@ -219,7 +225,7 @@ def worker(
         err.print(
             f"worker {context.name}: queues {', '.join(names)}, sandbox {backend.name}, device {device}"
         )
-        jobworker.run(context, names, burst=burst)
+        jobworker.run(context, names, burst=burst, fork=fork)
     finally:
         claim.__exit__(None, None, None)
 

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader.catalog import Exercise
 from grader.events import Event, EventSink, ignore
@@ -19,6 +19,9 @@ from grader.harness.feedback import SubmissionImportError, locate
 from grader.remote import Output, RemoteError, RemoteModule, RunnerClient, RunnerDied
 from grader.verdict import Outcome, PerfResult, Status, TestResult, Timings
 from sandbox import Sandbox, SandboxError
+
+if TYPE_CHECKING:
+    from grader.pool import WarmPool
 
 _REFERENCES: dict[str, ModuleType] = {}
 
@@ -34,8 +37,10 @@ class GradingSession:
         device: str = "cpu",
         events: EventSink = ignore,
         measure: bool = True,
+        pool: WarmPool | None = None,
     ) -> None:
         self.exercise = exercise
+        self.pool = pool
         self.source = source
         self.backend = backend
         self.seed = seed
@@ -63,9 +68,15 @@ class GradingSession:
         spec = self.exercise.spec
         self.events(Event("stage", "starting the sandbox"))
         started = time.perf_counter()
-        self.student = RunnerClient(self.backend.start(self.limits, device=self.device), self.limits)
+        if self.pool is not None:  # started ahead, runtime imported, nothing else run in it
+            self.student = self.pool.start(
+                self.limits, device=self.device, preload=tuple(spec.preload), label="submission"
+            )
+        else:
+            self.student = RunnerClient(self.backend.start(self.limits, device=self.device), self.limits)
         try:
-            self.student.handshake()
+            if self.pool is None:
+                self.student.handshake()
             self.timings.sandbox_start_s = time.perf_counter() - started
             self.events(Event("stage", "loading the runtime"))
             mark = time.perf_counter()
@@ -126,12 +137,18 @@ class GradingSession:
         """The reference in a second runner, in a sandbox identical to the submission's."""
         if self._reference_client is None:
             spec = self.exercise.spec
-            client = RunnerClient(
-                self.backend.start(self.limits, device=self.device), self.limits, label="reference"
-            )
-            self._reference_client = client
-            client.handshake()
-            client.init(preload=list(spec.preload), device=self.device, forbidden=[])
+            if self.pool is not None:
+                client = self.pool.start(
+                    self.limits, device=self.device, preload=tuple(spec.preload), label="reference"
+                )
+                self._reference_client = client
+            else:
+                client = RunnerClient(
+                    self.backend.start(self.limits, device=self.device), self.limits, label="reference"
+                )
+                self._reference_client = client
+                client.handshake()
+                client.init(preload=list(spec.preload), device=self.device, forbidden=[])
             client.load(spec.entrypoint, self.exercise.solution.read_text(encoding="utf-8"))
         return self._reference_client
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +32,7 @@ from grader.catalog import Catalog, CatalogError, load_catalog
 from grader.events import Event
 from grader.jobs import queue as jobqueue
 from grader.jobs import submissions
+from grader.pool import WarmPool
 from grader.settings import Settings, get_settings
 from grader.store import make_engine, require_current, sessions
 from sandbox import Sandbox, get_backend
@@ -47,6 +48,8 @@ class WorkerContext:
     backend: Sandbox
     catalog: Catalog
     device: str = "cpu"
+    pool: WarmPool | None = None
+    pid: int = field(default_factory=os.getpid)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
 
     @classmethod
@@ -77,7 +80,11 @@ def context() -> WorkerContext:
 
 def grade_job(submission_id: int, attempt: int) -> str:
     """The RQ job. Returns what happened, for RQ's record; the verdict goes to the database."""
-    return grade_attempt(context(), submission_id, attempt)
+    ctx = context()
+    if ctx.pid != os.getpid():  # a forked child: never share the parent's database connections
+        ctx.factory.kw["bind"].dispose(close=False)
+        ctx.pid = os.getpid()
+    return grade_attempt(ctx, submission_id, attempt)
 
 
 def grade_attempt(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
@@ -124,7 +131,13 @@ def _grade(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
 
     started = time.monotonic()
     verdict = grade(
-        exercise, row.source, ctx.backend, device=ctx.device, events=progress, filename=row.filename
+        exercise,
+        row.source,
+        ctx.backend,
+        device=ctx.device,
+        events=progress,
+        filename=row.filename,
+        pool=ctx.pool,
     )
     if verdict.status == "system_error":
         return _give_back(ctx, submission_id, attempt, verdict.message)
@@ -247,24 +260,36 @@ class Reconciler(threading.Thread):
                 log.warning("reconciliation skipped: %s", exc)
 
 
-def warm_up() -> None:
-    """Import what the first grading would otherwise wait for (torch, pytest, the harness)."""
+def warm_up(ctx: WorkerContext) -> None:
+    """Do now what the first grading would otherwise wait for: import torch, pytest, the harness
+    and every reference solution, and run torch's lazily imported paths once."""
     import pytest  # noqa: F401
-    import torch  # noqa: F401
+    import torch
 
     import grader.engine  # noqa: F401
-    import grader.testing  # noqa: F401
+    from grader.harness.session import GradingSession
+    from grader.testing import assert_close
+
+    value = torch.ones(2, 3)
+    assert_close(value * 1.0, value)
+    for slug in ctx.catalog.exercises:
+        with contextlib.suppress(Exception):  # a broken reference is reported when graded
+            GradingSession(ctx.catalog.get(slug), "", ctx.backend, seed=0).reference()
 
 
-def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False) -> None:
+def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork: bool = False) -> None:
     """Work until stopped (SIGINT/SIGTERM finish the current job first), or until the queues
-    are empty with `burst`."""
+    are empty with `burst`. `fork` runs each job in a forked child (RQ's default worker), for
+    comparison only: threads do not survive a fork, so it runs without a warm pool."""
     global _context
     _context = ctx
-    warm_up()
+    warm_up(ctx)
+    if ctx.settings.pool_size > 0 and ctx.pool is None and not fork:
+        ctx.pool = WarmPool(ctx.backend, size=ctx.settings.pool_size, keys=ctx.settings.pool_keys)
     reconciler = Reconciler(ctx)
     reconciler.start()
-    worker = SimpleWorker(
+    worker_class = Worker if fork else SimpleWorker
+    worker = worker_class(
         [jobqueue.queue(ctx.redis, name) for name in queue_names],
         connection=ctx.redis,
         serializer=JSONSerializer,
@@ -274,6 +299,8 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False) -> N
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     finally:
         reconciler.stopped.set()
+        if ctx.pool is not None:
+            ctx.pool.close()
 
 
 def describe(ctx: WorkerContext) -> dict[str, Any]:

@@ -110,6 +110,7 @@ def test_enqueue_and_status_through_a_docker_worker(
     }
     run = lambda *args: subprocess.run([grader, *args], env=env, capture_output=True, text=True, timeout=180)  # noqa: E731
     assert run("db", "upgrade").returncode == 0
+    before = set(_ours())
     (tmp_path / "rows.py").write_text(GOOD)
     submission = run("enqueue", "quick-sum", str(tmp_path / "rows.py")).stdout.split()[-1]
     worker = run("worker", "--burst")
@@ -117,3 +118,14 @@ def test_enqueue_and_status_through_a_docker_worker(
     shown = run("status", submission, "--wait", "--json", "--timeout", "60")
     verdict = json.loads(shown.stdout)
     assert verdict["status"] == "passed" and verdict["provenance"]["sandbox"] == "docker"
+    assert set(_ours()) <= before, "the worker left containers behind (its warm pool included)"
+
+
+def _ours() -> list[str]:
+    listed = subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--filter", f"label={LABEL}=1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
