@@ -129,3 +129,124 @@ def _ours() -> list[str]:
         check=True,
     )
     return listed.stdout.split()
+
+
+class DaemonProxy:
+    """A unix socket that forwards to the Docker daemon until stopped: a worker talking to the
+    daemon through it sees the daemon go down and come back, while other tests keep theirs."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
+        import socket
+        import threading
+
+        self.path, self.target = path, target
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen(64)
+        self.open = threading.Event()
+        self.open.set()
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.connections += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: object, sink: object) -> None:
+        try:
+            while chunk := source.recv(65536):  # type: ignore[attr-defined]
+                sink.sendall(chunk)  # type: ignore[attr-defined]
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(2)  # type: ignore[attr-defined]
+                except OSError:
+                    pass
+
+    def down(self) -> None:
+        self.open.clear()
+        for connection in self.connections:
+            try:
+                connection.close()
+            except OSError:
+                pass
+
+    def up(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.down()
+        self.server.close()
+
+
+def test_the_daemon_stopping_under_a_worker_ends_in_system_errors_then_recovers(
+    database_url: str, redis_url: str, tmp_path: Path, docker: Sandbox
+) -> None:
+    import time
+
+    from grader.jobs import submissions as subs
+    from grader.store import make_engine, sessions
+
+    proxy = DaemonProxy(tmp_path / "docker.sock")
+    grader = str(Path(os.sys.executable).with_name("grader"))  # type: ignore[attr-defined]
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "queue"
+    env = {
+        **os.environ,
+        "DOCKER_HOST": f"unix://{proxy.path}",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "GRADER_EXERCISES_DIR": str(fixtures / "exercises"),
+        "GRADER_SOLUTIONS_DIR": str(fixtures / "solutions"),
+        "GRADER_SANDBOX": "docker",
+        "GRADER_POOL_SIZE": "0",
+        "GRADER_MAX_ATTEMPTS": "2",
+    }
+    run = lambda *args: subprocess.run([grader, *args], env=env, capture_output=True, text=True, timeout=180)  # noqa: E731
+    assert run("db", "upgrade").returncode == 0
+    (tmp_path / "rows.py").write_text(GOOD)
+    engine = make_engine(database_url)
+    factory = sessions(engine)
+
+    def final(submission: int) -> str:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            row = subs.get(factory, submission)
+            if row is not None and row.state in ("done", "system_error"):
+                return f"{row.state}:{row.status}:{row.message or ''}"
+            time.sleep(0.1)
+        pytest.fail(f"submission {submission} never finished")
+
+    worker = subprocess.Popen(
+        [grader, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        enqueue = lambda: int(run("enqueue", "quick-sum", str(tmp_path / "rows.py")).stdout.split()[-1])  # noqa: E731
+        assert final(enqueue()).startswith("done:passed")
+        proxy.down()
+        outcome = final(enqueue())
+        assert outcome.startswith("system_error:system_error:the grader failed this submission 2 times")
+        assert "docker" in outcome.lower() and "Traceback" not in outcome
+        proxy.up()
+        assert final(enqueue()).startswith("done:passed")  # the same worker recovers
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        proxy.close()
+        engine.dispose()

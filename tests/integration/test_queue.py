@@ -299,3 +299,20 @@ def test_a_submission_that_kills_every_worker_ends_in_system_error(
     assert rows[good].status == "passed"
     shown = json.loads(cli(env, "status", str(poison), "--json").stdout)
     assert shown["status"] == "system_error" and "3 times" in shown["message"]
+
+
+def test_one_worker_per_gpu(redis_url: str) -> None:
+    from types import SimpleNamespace
+
+    from grader.jobs.worker import device_claim
+
+    first = SimpleNamespace(name="worker-a", redis=Redis.from_url(redis_url))
+    second = SimpleNamespace(name="worker-b", redis=Redis.from_url(redis_url))
+    with device_claim(first, 0):  # type: ignore[arg-type]
+        with pytest.raises(jobqueue.QueueError, match="GPU 0 already has a worker \\(worker-a\\)"):
+            with device_claim(second, 0):  # type: ignore[arg-type]
+                pass
+        with device_claim(second, 1):  # type: ignore[arg-type]
+            pass  # another device is free
+    with device_claim(second, 0):  # type: ignore[arg-type]
+        pass  # released when the first worker stopped
