@@ -232,7 +232,7 @@ def reap(parent: Path) -> None:
         owner = child.name[1:].split("-", 1)[0]
         if not child.is_dir() or not child.name.startswith("g") or not owner.isdigit():
             continue
-        if _alive(int(owner)):
+        if process_alive(int(owner)):
             continue
         for pid in _procs(child):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -241,7 +241,8 @@ def reap(parent: Path) -> None:
             child.rmdir()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on the host (ours to signal or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -310,21 +310,11 @@ def reap(host: str | None = None) -> list[str]:
     for line in listed.stdout.splitlines():
         container, _, owner = line.partition(" ")
         owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+        if owner_host != host or not pid.isdigit() or cgroups.process_alive(int(pid)):
             continue
         _remove(container)
         removed.append(container)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def host_image_tar(layout: Layout) -> bytes:

@@ -138,16 +138,21 @@ def docker() -> Sandbox:
     return backend
 
 
-def docker_leftovers() -> list[str]:
-    """Containers this test process started that still exist."""
-    import socket
+def containers(label: str) -> list[str]:
+    """Ids of the containers, running or not, that carry `label` (`name=value`)."""
     import subprocess
 
-    owner = f"{socket.gethostname()}:{os.getpid()}"
     listed = subprocess.run(
-        ["docker", "ps", "--all", "--quiet", "--filter", f"label=grader.owner={owner}"],
+        ["docker", "ps", "--all", "--quiet", "--filter", f"label={label}"],
         capture_output=True,
         text=True,
         check=True,
     )
     return listed.stdout.split()
+
+
+def docker_leftovers() -> list[str]:
+    """Containers this test process started that still exist."""
+    import socket
+
+    return containers(f"grader.owner={socket.gethostname()}:{os.getpid()}")

@@ -147,3 +147,19 @@ def _wait_for(ready: object, what: str, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not start within {timeout:g} s")
         time.sleep(0.02)
+
+
+QUEUE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "queue"
+
+
+def queue_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of `grader` commands run against these services and the queue's fixture
+    exercise (`quick-sum`)."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "GRADER_EXERCISES_DIR": str(QUEUE_FIXTURES / "exercises"),
+        "GRADER_SOLUTIONS_DIR": str(QUEUE_FIXTURES / "solutions"),
+        **extra,
+    }

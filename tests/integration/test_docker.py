@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ from grader.engine import grade
 from grader.verdict import Status
 from sandbox import Limits, Sandbox, SandboxUnavailable
 from sandbox.docker import LABEL, OWNER_LABEL, DockerSandbox, reap
-from tests.conftest import docker_leftovers
+from tests.conftest import containers, docker_leftovers
+from tests.services import queue_env
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+GRADER = str(Path(sys.executable).with_name("grader"))
 GOOD = "def row_sums(rows):\n    return [sum(r) for r in rows]\n"
 
 
@@ -98,17 +101,8 @@ def _exists(container: str) -> bool:
 def test_enqueue_and_status_through_a_docker_worker(
     database_url: str, redis_url: str, tmp_path: Path, docker: Sandbox
 ) -> None:
-    grader = str(Path(os.sys.executable).with_name("grader"))  # type: ignore[attr-defined]
-    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "queue"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "GRADER_EXERCISES_DIR": str(fixtures / "exercises"),
-        "GRADER_SOLUTIONS_DIR": str(fixtures / "solutions"),
-        "GRADER_SANDBOX": "docker",
-    }
-    run = lambda *args: subprocess.run([grader, *args], env=env, capture_output=True, text=True, timeout=180)  # noqa: E731
+    env = queue_env(database_url, redis_url, GRADER_SANDBOX="docker")
+    run = lambda *args: subprocess.run([GRADER, *args], env=env, capture_output=True, text=True, timeout=180)  # noqa: E731
     assert run("db", "upgrade").returncode == 0
     before = set(_ours())
     (tmp_path / "rows.py").write_text(GOOD)
@@ -122,13 +116,7 @@ def test_enqueue_and_status_through_a_docker_worker(
 
 
 def _ours() -> list[str]:
-    listed = subprocess.run(
-        ["docker", "ps", "--all", "--quiet", "--filter", f"label={LABEL}=1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return listed.stdout.split()
+    return containers(f"{LABEL}=1")
 
 
 class DaemonProxy:
@@ -205,20 +193,15 @@ def test_the_daemon_stopping_under_a_worker_ends_in_system_errors_then_recovers(
     from grader.store import make_engine, sessions
 
     proxy = DaemonProxy(tmp_path / "docker.sock")
-    grader = str(Path(os.sys.executable).with_name("grader"))  # type: ignore[attr-defined]
-    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "queue"
-    env = {
-        **os.environ,
-        "DOCKER_HOST": f"unix://{proxy.path}",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "GRADER_EXERCISES_DIR": str(fixtures / "exercises"),
-        "GRADER_SOLUTIONS_DIR": str(fixtures / "solutions"),
-        "GRADER_SANDBOX": "docker",
-        "GRADER_POOL_SIZE": "0",
-        "GRADER_MAX_ATTEMPTS": "2",
-    }
-    run = lambda *args: subprocess.run([grader, *args], env=env, capture_output=True, text=True, timeout=180)  # noqa: E731
+    env = queue_env(
+        database_url,
+        redis_url,
+        DOCKER_HOST=f"unix://{proxy.path}",
+        GRADER_SANDBOX="docker",
+        GRADER_POOL_SIZE="0",
+        GRADER_MAX_ATTEMPTS="2",
+    )
+    run = lambda *args: subprocess.run([GRADER, *args], env=env, capture_output=True, text=True, timeout=180)  # noqa: E731
     assert run("db", "upgrade").returncode == 0
     (tmp_path / "rows.py").write_text(GOOD)
     engine = make_engine(database_url)
@@ -234,7 +217,7 @@ def test_the_daemon_stopping_under_a_worker_ends_in_system_errors_then_recovers(
         pytest.fail(f"submission {submission} never finished")
 
     worker = subprocess.Popen(
-        [grader, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [GRADER, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         enqueue = lambda: int(run("enqueue", "quick-sum", str(tmp_path / "rows.py")).stdout.split()[-1])  # noqa: E731

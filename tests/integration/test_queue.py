@@ -23,12 +23,11 @@ from grader.jobs import queue as jobqueue
 from grader.store import Submission, make_engine, sessions
 from sandbox import cgroups
 from sandbox.policy import SANDBOX_UID
-from tests.services import RedisServer
+from tests.services import RedisServer, queue_env
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 GRADER = str(Path(sys.executable).with_name("grader"))
-QUEUE_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "queue"
 GOOD = "def row_sums(rows):\n    return [sum(r) for r in rows]\n"
 WRONG = "def row_sums(rows):\n    return [r[0] if r else 0.0 for r in rows]\n"
 SLOW = "import time\n\ndef row_sums(rows):\n    time.sleep(1.5)\n    return [sum(r) for r in rows]\n"
@@ -36,17 +35,14 @@ SLOW = "import time\n\ndef row_sums(rows):\n    time.sleep(1.5)\n    return [sum
 
 @pytest.fixture
 def env(database_url: str, redis_url: str) -> dict[str, str]:
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "GRADER_EXERCISES_DIR": str(QUEUE_FIXTURES / "exercises"),
-        "GRADER_SOLUTIONS_DIR": str(QUEUE_FIXTURES / "solutions"),
-        "GRADER_LEASE_S": "3",
-        "GRADER_RECONCILE_EVERY_S": "0.5",
-        "GRADER_REQUEUE_AFTER_S": "1",
-        "GRADER_MAX_ATTEMPTS": "3",
-    }
+    environment = queue_env(
+        database_url,
+        redis_url,
+        GRADER_LEASE_S="3",
+        GRADER_RECONCILE_EVERY_S="0.5",
+        GRADER_REQUEUE_AFTER_S="1",
+        GRADER_MAX_ATTEMPTS="3",
+    )
     cli(environment, "db", "upgrade")
     return environment
 
