@@ -28,6 +28,7 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -207,7 +208,7 @@ class DockerSandbox(Sandbox):
             backend=self.name,
             cgroup=container_cgroup(container),
             nested=True,
-            cleanup=lambda: _remove(container),
+            cleanup=lambda: _remove_soon(container),
         )
 
 
@@ -289,7 +290,14 @@ def _docker(
 
 def _remove(container: str) -> None:
     with contextlib.suppress(SandboxError, SandboxUnavailable):
-        _docker(["rm", "--force", "--volumes", container], check=False)
+        _docker(["rm", "--force", "--volumes", container], check=False, timeout=20)
+
+
+def _remove_soon(container: str) -> None:
+    """Remove a used container without making the verdict wait for it. The thread is not a
+    daemon: the interpreter waits for it at exit, so no container outlives the command. (A
+    killed process leaves its containers to `reap`.)"""
+    threading.Thread(target=_remove, args=(container,), name=f"remove-{container[:12]}").start()
 
 
 def reap(host: str | None = None) -> list[str]:

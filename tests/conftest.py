@@ -151,8 +151,15 @@ def containers(label: str) -> list[str]:
     return listed.stdout.split()
 
 
-def docker_leftovers() -> list[str]:
-    """Containers this test process started that still exist."""
+def docker_leftovers(wait: float = 10.0) -> list[str]:
+    """Containers this test process started that still exist after `wait` seconds (used
+    containers are removed in the background, right after their grading)."""
     import socket
+    import time
 
-    return containers(f"grader.owner={socket.gethostname()}:{os.getpid()}")
+    deadline = time.monotonic() + wait
+    while True:
+        left = containers(f"grader.owner={socket.gethostname()}:{os.getpid()}")
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)

@@ -221,7 +221,11 @@ def test_the_daemon_stopping_under_a_worker_ends_in_system_errors_then_recovers(
     )
     try:
         enqueue = lambda: int(run("enqueue", "quick-sum", str(tmp_path / "rows.py")).stdout.split()[-1])  # noqa: E731
+        before = set(_ours())
         assert final(enqueue()).startswith("done:passed")
+        wait_until_removed = time.monotonic() + 30  # the used container goes in the background
+        while set(_ours()) - before and time.monotonic() < wait_until_removed:
+            time.sleep(0.1)
         proxy.down()
         outcome = final(enqueue())
         assert outcome.startswith("system_error:system_error:the grader failed this submission 2 times")
@@ -230,6 +234,6 @@ def test_the_daemon_stopping_under_a_worker_ends_in_system_errors_then_recovers(
         assert final(enqueue()).startswith("done:passed")  # the same worker recovers
     finally:
         worker.terminate()
-        worker.wait(timeout=30)
+        worker.wait(timeout=60)
         proxy.close()
         engine.dispose()
