@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 if ! docker info >/dev/null 2>&1; then
+    # A daemon killed without cleaning up leaves its pid file, and dockerd refuses to start.
+    pidfile=/var/run/docker.pid
+    if [[ -f $pidfile ]] && ! grep -qs dockerd "/proc/$(cat "$pidfile")/comm"; then
+        rm -f "$pidfile"
+    fi
     say "starting dockerd (log: var/dockerd.log)"
     mkdir -p var
     nohup dockerd >var/dockerd.log 2>&1 &

@@ -5,6 +5,7 @@ All of them read DATABASE_URL and REDIS_URL (SQLite in ./var/ and a local Redis 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -12,6 +13,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from grader.cli import render
@@ -128,7 +130,11 @@ def _wait(state: State, factory: Any, submission_id: int, timeout: float | None,
                 return row
             if deadline is not None and time.monotonic() > deadline:
                 raise CliError(f"submission {submission_id} is still {row.state} after {timeout:g} s", 1)
-            message = pubsub.get_message(timeout=0.5)
+            try:
+                message = pubsub.get_message(timeout=0.5)
+            except RedisError:  # progress is a courtesy: keep waiting on the database
+                message = None
+                time.sleep(0.5)
             if show and message is not None and err.is_terminal:
                 event = json.loads(message["data"])
                 text = _describe(event)
@@ -136,7 +142,8 @@ def _wait(state: State, factory: Any, submission_id: int, timeout: float | None,
                     err.print(f"[dim]{text}[/dim]")
                     last = text
     finally:
-        pubsub.close()
+        with contextlib.suppress(RedisError):
+            pubsub.close()
 
 
 def _describe(event: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ SQLite in the data directory (`./var/grader.db`). The schema comes only from the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +113,7 @@ def current_revision(engine: Engine) -> str | None:
         raise DatabaseError(f"cannot reach the database: {exc.orig}") from None
 
 
+@functools.cache
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
