@@ -89,7 +89,7 @@ def enqueue(
     redis = _redis(state)
     row = submissions.create(factory, spec, raw, Path(file).name, user=user)
     assert row.job_id is not None
-    position = jobqueue.enqueue(redis, row.queue, row.id, row.attempt, row.job_id, timeout_s=3600)
+    position = jobqueue.enqueue(redis, row.queue, row.id, row.attempt, row.job_id)
     ahead = f", {position} ahead" if position else ""
     out.print(f"queued on {row.queue}{ahead}: submission {row.id}")
 
@@ -223,18 +223,15 @@ def worker(
     except (DatabaseError, jobqueue.QueueError) as exc:
         raise CliError(str(exc), 1) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        claim = jobworker.device_claim(context, gpu)
-        claim.__enter__()
-    except jobqueue.QueueError as exc:
-        raise CliError(str(exc), 1) from None
-    try:
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(jobworker.device_claim(context, gpu))
+        except jobqueue.QueueError as exc:
+            raise CliError(str(exc), 1) from None
         err.print(
             f"worker {context.name}: queues {', '.join(names)}, sandbox {backend.name}, device {device}"
         )
         jobworker.run(context, names, burst=burst, fork=fork)
-    finally:
-        claim.__exit__(None, None, None)
 
 
 @app.command()

@@ -19,6 +19,8 @@ from rq.serializers import JSONSerializer
 QUEUES = ("cpu", "gpu")
 JOB_FUNCTION = "grader.jobs.worker.grade_job"
 PROGRESS_PREFIX = "grader:progress:"
+# RQ's own limit on a job: far above any exercise's wall time, which the sandbox enforces itself.
+JOB_TIMEOUT_S = 3600
 LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
@@ -41,14 +43,14 @@ def queue(redis: Redis, name: str) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
-def enqueue(redis: Redis, name: str, submission_id: int, attempt: int, job_id: str, timeout_s: int) -> int:
+def enqueue(redis: Redis, name: str, submission_id: int, attempt: int, job_id: str) -> int:
     """Put one delivery on queue `name`; returns how many jobs wait before it."""
     q = queue(redis, name)
     q.enqueue_call(
         JOB_FUNCTION,
         kwargs={"submission_id": submission_id, "attempt": attempt},
         job_id=job_id,
-        timeout=timeout_s,
+        timeout=JOB_TIMEOUT_S,
         result_ttl=3600,
         failure_ttl=24 * 3600,
         description=f"submission {submission_id}, attempt {attempt}",

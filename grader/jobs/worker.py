@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -180,16 +179,9 @@ def follow_up(ctx: WorkerContext, retry: submissions.Retry) -> None:
         jobqueue.publish(ctx.redis, retry.submission_id, {"kind": "done", "status": "system_error"})
         return
     try:
-        jobqueue.enqueue(
-            ctx.redis, retry.queue, retry.submission_id, retry.attempt, retry.job_id, job_timeout(ctx)
-        )
+        jobqueue.enqueue(ctx.redis, retry.queue, retry.submission_id, retry.attempt, retry.job_id)
     except RedisError:  # the reconciler enqueues it once Redis is back
         log.warning("submission %s: Redis unavailable; left for the reconciler", retry.submission_id)
-
-
-def job_timeout(ctx: WorkerContext) -> int:
-    """RQ's own limit on a job: far above any exercise's wall time; the sandbox enforces those."""
-    return 3600
 
 
 class Lease(threading.Thread):
@@ -240,7 +232,7 @@ def reconcile(ctx: WorkerContext) -> dict[str, int]:
             continue
         new_id = submissions.replace_job(ctx.factory, submission_id, attempt, job_id)
         if new_id is not None:
-            jobqueue.enqueue(ctx.redis, name, submission_id, attempt, new_id, job_timeout(ctx))
+            jobqueue.enqueue(ctx.redis, name, submission_id, attempt, new_id)
             counts["requeued"] += 1
             log.warning("submission %s: its job was lost; enqueued again", submission_id)
     return counts
@@ -301,10 +293,6 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
         reconciler.stopped.set()
         if ctx.pool is not None:
             ctx.pool.close()
-
-
-def describe(ctx: WorkerContext) -> dict[str, Any]:
-    return {"name": ctx.name, "sandbox": ctx.backend.name, "device": ctx.device}
 
 
 @contextlib.contextmanager

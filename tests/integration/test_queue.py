@@ -207,7 +207,7 @@ def test_a_duplicate_delivery_grades_once(
 ) -> None:
     submission = enqueue(env, tmp_path, GOOD)
     # the same attempt delivered a second time, as a redelivery after a network split would
-    jobqueue.enqueue(Redis.from_url(redis_url), "cpu", submission, 1, "duplicate-delivery", 600)
+    jobqueue.enqueue(Redis.from_url(redis_url), "cpu", submission, 1, "duplicate-delivery")
     worker = workers.start("--burst")
     assert worker.wait(timeout=120) == 0
     [row] = db()
