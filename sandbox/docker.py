@@ -155,16 +155,11 @@ class DockerSandbox(Sandbox):
     def check(self) -> None:
         if shutil.which("docker") is None:
             raise SandboxUnavailable("the docker command is missing (Debian: apt-get install docker.io)")
-        self._labels()
+        self._labels  # noqa: B018 - inspecting the image is the check
 
     @functools.cached_property
-    def _cached_labels(self) -> dict[str, str]:
-        return self._inspect_labels()
-
     def _labels(self) -> dict[str, str]:
-        return self._cached_labels
-
-    def _inspect_labels(self) -> dict[str, str]:
+        """The image's labels (how to start the runner in it); raises while it cannot be seen."""
         done = _docker(["image", "inspect", "--format", "{{json .Config.Labels}}", self._image], check=False)
         if done.returncode != 0:
             message = done.stderr.strip()
@@ -182,7 +177,7 @@ class DockerSandbox(Sandbox):
         argv = docker_argv(
             limits,
             self._image,
-            image_layout(self._labels()),
+            image_layout(self._labels),
             name=name,
             owner=_owner(),
             seccomp_profile=_profile_path(),
