@@ -37,29 +37,18 @@ from grader.catalog import load_catalog  # noqa: E402
 from grader.jobs import queue as jobqueue  # noqa: E402
 from grader.jobs import submissions  # noqa: E402
 from grader.store import make_engine, sessions, upgrade  # noqa: E402
+from tests.services import RedisServer  # noqa: E402
 
 GRADER = str(Path(sys.executable).with_name("grader"))
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    socket_path = directory / "redis.sock"
-    process = subprocess.Popen(
-        ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        if socket_path.exists():
-            break
-        time.sleep(0.02)
-    return process, f"unix://{socket_path}"
 
 
 def run_config(
     *, sandbox: str, mode: str, workers: int, count: int, exercises: Path, solutions: Path, slug: str
 ) -> dict[str, float]:
     directory = Path(tempfile.mkdtemp(prefix="grader-bench-"))
-    redis_process, redis_url = start_redis(directory)
+    redis_server = RedisServer()  # private, on a unix socket, no persistence
+    redis_server.start()
+    redis_url = redis_server.url
     database = f"sqlite:///{directory / 'grader.db'}"
     env = {
         **os.environ,
@@ -89,7 +78,7 @@ def run_config(
         for _ in range(count):
             row = submissions.create(factory, exercise, source, f"{exercise.spec.entrypoint}.py")
             assert row.job_id is not None
-            jobqueue.enqueue(redis, row.queue, row.id, row.attempt, row.job_id, 3600)
+            jobqueue.enqueue(redis, row.queue, row.id, row.attempt, row.job_id)
             ids.append(row.id)
         while True:
             rows = [submissions.get(factory, i) for i in ids]
@@ -121,8 +110,7 @@ def run_config(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        redis_process.terminate()
-        redis_process.wait(timeout=10)
+        redis_server.close()
         engine.dispose()
         shutil.rmtree(directory, ignore_errors=True)
 
