@@ -161,3 +161,17 @@ def test_a_lost_job_gets_a_new_id_once(factory, catalog: Catalog) -> None:  # ty
     replaced = submissions.replace_job(factory, row.id, 1, row.job_id)
     assert replaced is not None and replaced != row.job_id
     assert submissions.replace_job(factory, row.id, 1, row.job_id) is None  # someone already did
+
+
+def test_the_migrations_build_exactly_the_models(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from grader.store import Base
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        drift = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert drift == [], "the models and the migrations disagree: add a migration"
