@@ -2,15 +2,18 @@
 workers, printed as one table.
 
     .venv/bin/python benchmarks/throughput.py [--submissions 24] [--exercise guarded-sum]
-        [--sandboxes bwrap,docker] [--workers 1,2] [--modes cold,warm,fork]
+        [--sandboxes bwrap,docker] [--workers 1,2] [--modes cold,warm,forkserver,rq-fork]
 
 For each configuration: a fresh SQLite database and a private Redis, W `grader worker` processes
 started and given time to warm up, then N copies of the exercise's reference solution enqueued
 at once. Throughput is N over the time from the enqueue to the last verdict. Overhead is, per
 submission, the verdict's total time minus the tests' and the performance phase's own time
 (sandbox start, runtime import, submission import, pytest and verdict bookkeeping); the table
-shows its median and 90th percentile. Modes: `cold` starts every sandbox when it is needed,
-`warm` takes them from the warm pool, `fork` is RQ's forking worker (cold, for comparison).
+shows its median and 90th percentile. Modes: `cold` starts every sandbox when it is needed (a
+fresh interpreter that imports torch), `warm` takes such sandboxes from the warm pool,
+`forkserver` (the workers' default; bwrap only) forks each runner from a fork server that
+imported torch once, with the warm pool, and `rq-fork` is RQ's forking worker (cold, for
+comparison).
 The default exercise is the small `guarded-sum` of the test fixtures (three tests and a timing
 check); `--catalog .` picks one of the curriculum.
 """
@@ -57,7 +60,8 @@ def run_config(
         "GRADER_EXERCISES_DIR": str(exercises),
         "GRADER_SOLUTIONS_DIR": str(solutions),
         "GRADER_SANDBOX": sandbox,
-        "GRADER_POOL_SIZE": "2" if mode == "warm" else "0",
+        "GRADER_POOL_SIZE": "2" if mode in ("warm", "forkserver") else "0",
+        "GRADER_FORK_RUNNERS": "1" if mode == "forkserver" else "0",
     }
     engine = make_engine(database)
     upgrade(engine)
@@ -68,11 +72,11 @@ def run_config(
     procs = []
     try:
         for i in range(workers):
-            args = [GRADER, "worker", *(["--fork"] if mode == "fork" else [])]
+            args = [GRADER, "worker", *(["--fork"] if mode == "rq-fork" else [])]
             log = (directory / f"worker-{i}.log").open("wb")
             procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=log))
             log.close()
-        time.sleep(8 if mode == "warm" else 5)  # imports done, pool filled
+        time.sleep(5 if mode == "cold" else 8)  # imports done, pool filled
         started = time.monotonic()
         ids = []
         for _ in range(count):
@@ -124,7 +128,7 @@ def main() -> None:
     parser.add_argument("--exercise", default="guarded-sum")
     parser.add_argument("--sandboxes", default="bwrap,docker")
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--modes", default="cold,warm,fork")
+    parser.add_argument("--modes", default="cold,warm,forkserver,rq-fork")
     args = parser.parse_args()
     console = Console()
     table = Table(title=f"{args.exercise}: {args.submissions} submissions per configuration")
@@ -133,6 +137,8 @@ def main() -> None:
     for sandbox in args.sandboxes.split(","):
         for mode in args.modes.split(","):
             for workers in (int(w) for w in args.workers.split(",")):
+                if mode == "forkserver" and sandbox != "bwrap":
+                    continue  # runners are forked from a fork server with bubblewrap only
                 console.print(f"[dim]{sandbox}, {mode}, {workers} worker(s)...[/dim]")
                 result = run_config(
                     sandbox=sandbox,

@@ -54,6 +54,7 @@ def grade(
         exercise_version=exercise.version,
         submission_sha256=hashlib.sha256(raw).hexdigest(),
         sandbox=backend.name,
+        sandbox_start=backend.start_method,
         image=backend.image,
         python=platform.python_version(),
         grader_version=__version__,

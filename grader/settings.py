@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     reconcile_every_s: float = 10.0
     pool_size: int = 2  # warm runners kept ready per kind of sandbox (0: no pool)
     pool_keys: int = 2  # kinds of sandbox (limits, device, preload) kept warm at once
+    fork_runners: bool = True  # bwrap runners forked from a fork server with torch imported
     requeue_after_s: float = 5.0  # a queued submission's job missing from Redis for this long is lost
 
     def database(self) -> str:

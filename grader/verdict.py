@@ -132,6 +132,7 @@ class Provenance(BaseModel):
     exercise_version: str
     submission_sha256: str
     sandbox: str = ""
+    sandbox_start: str = ""  # "exec": a fresh interpreter; "fork": from a fork server
     image: str | None = None
     python: str = ""
     torch: str | None = None

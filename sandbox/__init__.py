@@ -8,10 +8,12 @@ from sandbox.policy import Limits
 BACKENDS = ("docker", "bwrap", "none")
 
 
-def get_backend(name: str) -> Sandbox:
-    """The backend called `name`; "auto" picks the best one that works on this host."""
+def get_backend(name: str, *, fork: bool = False) -> Sandbox:
+    """The backend called `name`; "auto" picks the best one that works on this host. With `fork`,
+    a bubblewrap backend forks its runners from a fork server that imported the runtime once
+    (`sandbox.fork`); other backends start each runner as usual."""
     if name == "auto":
-        return best_available()
+        return best_available(fork=fork)
     if name == "docker":
         from sandbox.docker import DockerSandbox
 
@@ -19,6 +21,10 @@ def get_backend(name: str) -> Sandbox:
     if name == "bwrap":
         from sandbox.bwrap import BwrapSandbox
 
+        if fork:
+            from sandbox.fork import ForkingBwrap
+
+            return ForkingBwrap()
         return BwrapSandbox()
     if name == "none":
         from sandbox.none import UnsandboxedRunner
@@ -27,11 +33,9 @@ def get_backend(name: str) -> Sandbox:
     raise SandboxUnavailable(f"unknown sandbox backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
 
 
-def best_available() -> Sandbox:
+def best_available(*, fork: bool = False) -> Sandbox:
     """The safest backend that works here. Never falls back to running code unsandboxed."""
-    from sandbox.bwrap import BwrapSandbox
-
-    backend = BwrapSandbox()
+    backend = get_backend("bwrap", fork=fork)
     backend.check()
     return backend
 

@@ -41,6 +41,14 @@ class Sandbox(ABC):
     def image(self) -> str | None:
         return None
 
+    @property
+    def start_method(self) -> str:
+        """How a runner starts: "exec" (a fresh interpreter) or "fork" (from a fork server)."""
+        return "exec"
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing between runners
+        """Release what the backend keeps between runners (a fork server, say)."""
+
 
 class SandboxProcess:
     """A running runner: its pipes, and what can be measured of it from outside.
@@ -147,8 +155,12 @@ class SandboxProcess:
 
     def kill(self) -> None:
         self.killed = True
+        kill_group = getattr(self.popen, "kill_group", None)  # a forked runner knows when it may
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            if kill_group is not None:
+                kill_group()
+            else:
+                os.killpg(self.popen.pid, signal.SIGKILL)
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 self.cgroup.kill_all()

@@ -78,10 +78,10 @@ class Layout:
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     prelude: str = ""  # Python run first, before the runner is imported
 
-    def bootstrap(self) -> list[str]:
+    def bootstrap(self, entry: str = "from grader.runner.server import main; main()") -> list[str]:
         code = self.prelude + (
             f"import sys; sys.path[:0] = [{self.runtime_dir!r}]; sys.path += {list(self.site_dirs)!r}; "
-            "from grader.runner.server import main; main()"
+            + entry
         )
         return [self.python, "-I", "-S", "-B", "-c", code]
 
@@ -154,24 +154,32 @@ def gpu_nodes(device: str, existing: Callable[[str], bool] = os.path.exists) -> 
     return tuple(n for n in (f"/dev/nvidia{index}", *GPU_CONTROL_NODES) if existing(n))
 
 
-def rlimit_argv(limits: Limits, *, memory_by_cgroup: bool, pids_by_cgroup: bool) -> list[str]:
-    """`prlimit` options: the limits that hold per process whether or not cgroups exist."""
+def rlimits(limits: Limits, *, memory_by_cgroup: bool, pids_by_cgroup: bool) -> dict[str, tuple[int, int]]:
+    """The limits that hold per process whether or not cgroups exist, as (soft, hard) pairs."""
     cpu = int(limits.cpu_seconds)
     disk = limits.disk_mb * 1024 * 1024
-    argv = [
-        "prlimit",
-        f"--cpu={cpu}:{cpu + 1}",
-        f"--nofile={limits.open_files}:{limits.open_files}",
-        "--core=0:0",
-        f"--fsize={disk}:{disk}",
-        "--memlock=0:0",
-    ]
+    found = {
+        "RLIMIT_CPU": (cpu, cpu + 1),
+        "RLIMIT_NOFILE": (limits.open_files, limits.open_files),
+        "RLIMIT_CORE": (0, 0),
+        "RLIMIT_FSIZE": (disk, disk),
+        "RLIMIT_MEMLOCK": (0, 0),
+    }
     if not memory_by_cgroup:
         memory = limits.memory_mb * 1024 * 1024
-        argv.append(f"--data={memory}:{memory}")
+        found["RLIMIT_DATA"] = (memory, memory)
     if not pids_by_cgroup:
-        argv.append(f"--nproc={limits.pids}:{limits.pids}")
-    return [*argv, "--"]
+        found["RLIMIT_NPROC"] = (limits.pids, limits.pids)
+    return found
+
+
+def rlimit_argv(limits: Limits, *, memory_by_cgroup: bool, pids_by_cgroup: bool) -> list[str]:
+    """`prlimit` options for `rlimits`."""
+    pairs = rlimits(limits, memory_by_cgroup=memory_by_cgroup, pids_by_cgroup=pids_by_cgroup)
+    options = [
+        f"--{name.removeprefix('RLIMIT_').lower()}={soft}:{hard}" for name, (soft, hard) in pairs.items()
+    ]
+    return ["prlimit", *options, "--"]
 
 
 def bwrap_argv(
@@ -193,13 +201,7 @@ def bwrap_argv(
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox",
     ]  # fmt: skip
-    argv += _mount_argv(layout.mounts)
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    for node in gpu_nodes:  # one GPU only: its node and the driver's control nodes
-        argv += ["--dev-bind", node, node]
-    argv += ["--perms", "0777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", WORK_DIR]
-    argv += ["--perms", "1777", "--dir", f"{WORK_DIR}/tmp", "--symlink", f"{WORK_DIR}/tmp", "/tmp"]
-    argv += ["--chdir", WORK_DIR]
+    argv += _filesystem_argv(limits.disk_mb, layout, gpu_nodes)
     env = {**runner_env(limits, device), **dict(layout.extra_env)}
     for key in sorted(env):
         argv += ["--setenv", key, env[key]]
@@ -207,6 +209,42 @@ def bwrap_argv(
         argv += ["--seccomp", str(seccomp_fd)]
     argv += ["--", *setpriv_argv(uid), *layout.bootstrap()]
     return argv
+
+
+def fork_server_argv(
+    layout: Layout,
+    *,
+    control_fd: int,
+    filter_fd: int,
+    preload: Sequence[str],
+    device: str = "cpu",
+    gpu_nodes: Sequence[str] = (),
+) -> list[str]:
+    """The bubblewrap command line of a fork server (`grader.runner.zygote`): the runners'
+    filesystem and environment, but root with its capabilities and in the host's pid namespace,
+    since it makes each runner's namespaces and reports host pids. It runs no submission code;
+    each runner it forks drops all of that before it serves a frame."""
+    argv = [
+        "bwrap",
+        "--unshare-ipc", "--unshare-net", "--unshare-uts",
+        "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox", "--cap-add", "ALL",
+    ]  # fmt: skip
+    argv += _filesystem_argv(1, layout, gpu_nodes)
+    env = {**runner_env(Limits(), device), **dict(layout.extra_env)}
+    for key in sorted(env):
+        argv += ["--setenv", key, env[key]]
+    entry = f"from grader.runner.zygote import main; main({control_fd}, {filter_fd}, {list(preload)!r})"
+    return [*argv, "--", *layout.bootstrap(entry)]
+
+
+def _filesystem_argv(disk_mb: int, layout: Layout, gpu_nodes: Sequence[str]) -> list[str]:
+    argv = _mount_argv(layout.mounts)
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    for node in gpu_nodes:  # one GPU only: its node and the driver's control nodes
+        argv += ["--dev-bind", node, node]
+    argv += ["--perms", "0777", "--size", str(disk_mb * 1024 * 1024), "--tmpfs", WORK_DIR]
+    argv += ["--perms", "1777", "--dir", f"{WORK_DIR}/tmp", "--symlink", f"{WORK_DIR}/tmp", "/tmp"]
+    return [*argv, "--chdir", WORK_DIR]
 
 
 def setpriv_argv(uid: int) -> list[str]:

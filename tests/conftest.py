@@ -37,6 +37,16 @@ def bwrap() -> Sandbox:
     return backend
 
 
+@pytest.fixture(scope="session")
+def bwrap_fork(bwrap: Sandbox) -> Iterator[Sandbox]:
+    """The bubblewrap backend with runners forked from a fork server."""
+    from sandbox.fork import ForkingBwrap
+
+    backend = ForkingBwrap()
+    yield backend
+    backend.close()
+
+
 @pytest.fixture(scope="session", params=["bwrap", "none"])
 def any_backend(request: pytest.FixtureRequest, bwrap: Sandbox) -> Sandbox:
     return bwrap if request.param == "bwrap" else get_backend("none")

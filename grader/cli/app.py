@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise, loa
 from grader.cli import render
 from grader.events import Event, EventSink, ignore
 from grader.settings import Settings, get_settings
-from sandbox import BACKENDS, Sandbox, SandboxError, SandboxUnavailable, get_backend
+from sandbox import BACKENDS, Limits, Sandbox, SandboxError, SandboxUnavailable, get_backend
 from sandbox.policy import cuda_index
 
 app = typer.Typer(
@@ -91,7 +92,7 @@ class State:
         if name is not None and name not in ("auto", *BACKENDS):
             raise CliError(f"unknown sandbox {name!r}; choose auto, {', '.join(BACKENDS)}", 2)
         try:
-            backend = get_backend(name or self.settings.sandbox)
+            backend = get_backend(name or self.settings.sandbox, fork=self.settings.fork_runners)
             backend.check()
         except SandboxUnavailable as exc:
             raise CliError(f"no usable sandbox: {exc}", 1) from None
@@ -328,6 +329,21 @@ def sandbox_check() -> None:
             out.print(f"[green]ok[/green]   {name}")
         except SandboxUnavailable as exc:
             out.print(f"[red]no[/red]   {name}: {exc}")
+    forking = get_backend("bwrap", fork=True)
+    try:
+        started = time.perf_counter()
+        forking.check()
+        up = time.perf_counter() - started
+        started = time.perf_counter()
+        forking.start(Limits()).close()
+        out.print(
+            f"[green]ok[/green]   bwrap with forked runners (fork server up in {up:.2f} s, "
+            f"a runner forked in {1000 * (time.perf_counter() - started):.0f} ms)"
+        )
+    except SandboxError as exc:
+        out.print(f"[red]no[/red]   bwrap with forked runners: {exc} (GRADER_FORK_RUNNERS=0 turns them off)")
+    finally:
+        forking.close()
     kind, _ = cgroups.discover()
     if kind:
         out.print(f"cgroups: {kind} (memory and pids limits; CPU time and peak memory read from outside)")

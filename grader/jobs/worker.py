@@ -55,7 +55,7 @@ class WorkerContext:
     def from_settings(cls, settings: Settings, *, device: str = "cpu") -> WorkerContext:
         engine = make_engine(settings.database())
         require_current(engine)
-        backend = get_backend(settings.sandbox)
+        backend = get_backend(settings.sandbox, fork=settings.fork_runners)
         backend.check()
         return cls(
             settings=settings,
@@ -275,6 +275,9 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
     comparison only: threads do not survive a fork, so it runs without a warm pool."""
     global _context
     _context = ctx
+    if fork and ctx.backend.start_method == "fork":  # a fork server's threads would not survive
+        ctx.backend.close()
+        ctx.backend = get_backend(ctx.settings.sandbox)
     warm_up(ctx)
     if ctx.settings.pool_size > 0 and ctx.pool is None and not fork:
         ctx.pool = WarmPool(ctx.backend, size=ctx.settings.pool_size, keys=ctx.settings.pool_keys)
@@ -293,6 +296,7 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
         reconciler.stopped.set()
         if ctx.pool is not None:
             ctx.pool.close()
+        ctx.backend.close()
 
 
 @contextlib.contextmanager

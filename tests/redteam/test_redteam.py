@@ -1,5 +1,5 @@
-"""Hostile submissions, each graded for real in each sandbox (bwrap and Docker), against its
-golden verdict.
+"""Hostile submissions, each graded for real in each sandbox (bwrap, bwrap with forked runners,
+and Docker), against its golden verdict.
 
 Each file in cases/ is one submission to the `guarded-sum` fixture exercise (tight limits) with
 `# expect: <status>` and optional `# check: <name>` lines. Where a defence is observable from
@@ -45,7 +45,7 @@ def curriculum() -> Catalog:
     return load_catalog(ROOT / "exercises", ROOT / "solutions")
 
 
-@pytest.fixture(scope="module", params=["bwrap", "docker"])
+@pytest.fixture(scope="module", params=["bwrap", "bwrap_fork", "docker"])
 def hostile_backend(request: pytest.FixtureRequest) -> Sandbox:
     backend: Sandbox = request.getfixturevalue(request.param)
     return backend

@@ -1,0 +1,162 @@
+"""Runners forked from a fork server: each is as isolated from the others, and from the server,
+as a cold runner is; the server is restarted when it dies; exits are reported as for a cold one.
+(The isolation probes of test_isolation and the red team run against forked runners too.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grader.remote import RemoteModule, RunnerClient, RunnerDied, classify_exit
+from grader.verdict import Status
+from sandbox import Limits, Sandbox, SandboxError
+from sandbox.fork import ForkingBwrap
+from tests.conftest import StartModule
+
+pytestmark = pytest.mark.sandbox
+
+PROBE = r"""
+import os, socket
+
+
+def pids():
+    return sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+
+
+def leave_traces():
+    with open("/work/trace.txt", "w") as f:
+        f.write("left by an earlier runner")
+    with open("/tmp/trace.txt", "w") as f:
+        f.write("left by an earlier runner")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("\0grader-trace")
+    server.listen()
+    globals()["kept"] = server
+    return os.listdir("/work")
+
+
+def find_traces():
+    found = [p for p in ("/work/trace.txt", "/tmp/trace.txt") if os.path.exists(p)]
+    client = socket.socket(socket.AF_UNIX)
+    try:
+        client.connect("\0grader-trace")
+        found.append("abstract socket")
+    except OSError:
+        pass
+    return found
+
+
+def cgroup():
+    return open("/proc/self/cgroup").read()
+
+
+def writable_devices():
+    found = []
+    for d in ("/dev", "/dev/shm", "/dev/pts", "/"):
+        try:
+            with open(os.path.join(d, "x"), "w"):
+                found.append(d)
+        except OSError:
+            pass
+    return found
+
+
+def hostname():
+    return socket.gethostname()
+
+
+def exit_with(code):
+    os._exit(code)
+"""
+
+
+@pytest.fixture
+def forking(bwrap: Sandbox) -> Iterator[ForkingBwrap]:
+    backend = ForkingBwrap()
+    yield backend
+    backend.close()
+
+
+def test_runners_share_nothing_writable(bwrap_fork: Sandbox, start_module: StartModule) -> None:
+    limits = Limits(call_seconds=20)
+    first = start_module(bwrap_fork, PROBE, limits=limits, name="probe")
+    assert sorted(first.leave_traces()) == ["probe.py", "tmp", "trace.txt"]
+    second = start_module(bwrap_fork, PROBE, limits=limits, name="probe")  # while the first lives
+    assert second.find_traces() == []
+    assert first.find_traces() == ["/work/trace.txt", "/tmp/trace.txt", "abstract socket"]
+    for probe in (first, second):
+        assert probe.pids() == [1]  # itself: not the fork server, not the other runner
+        assert probe.writable_devices() == []
+        assert probe.hostname() == "sandbox"
+        assert all(line.endswith(":/") for line in probe.cgroup().splitlines())  # its own cgroup root
+
+
+def test_the_runner_is_in_its_cgroup_from_the_start(bwrap_fork: Sandbox) -> None:
+    limits = Limits(call_seconds=20)
+    client = RunnerClient(bwrap_fork.start(limits), limits)
+    try:
+        group = client.process.cgroup
+        assert group is not None and group.pids() == [client.process.pid]
+        client.handshake()
+        assert client.process.runner_pid == client.process.pid
+        assert os.stat(f"/proc/{client.process.pid}").st_uid != 0  # already nobody
+    finally:
+        client.close()
+    assert client.process.poll() == -signal.SIGKILL
+
+
+def test_exit_codes_are_reported(bwrap_fork: Sandbox, start_module: StartModule) -> None:
+    probe = start_module(bwrap_fork, PROBE, limits=Limits(call_seconds=20), name="probe")
+    client = probe._client  # type: ignore[attr-defined]
+    with pytest.raises(RunnerDied) as died:
+        probe.exit_with(7)
+    assert "code 7" in died.value.death.message
+    assert client.process.poll() == 7
+    assert classify_exit(7, client.process, "x")[0] is Status.RUNTIME_ERROR
+
+
+def test_a_dead_fork_server_is_replaced(forking: ForkingBwrap, start_module: StartModule) -> None:
+    limits = Limits(call_seconds=20)
+    before = start_module(forking, PROBE, limits=limits, name="probe")
+    server = forking.server("cpu")
+    os.kill(server.popen.pid, signal.SIGKILL)  # bubblewrap, and with it the server
+    server.popen.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while before._client.process.poll() is None and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.05)
+    assert before._client.process.poll() is not None  # type: ignore[attr-defined]  # died with it
+    after = start_module(forking, PROBE, limits=limits, name="probe")
+    assert forking.server("cpu") is not server
+    assert after.find_traces() == []
+
+
+def test_a_closed_backend_leaves_no_process(forking: ForkingBwrap) -> None:
+    server = forking.server("cpu")
+    forking.close()
+    assert server.popen.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(server.pid, 0)
+
+
+def test_a_fork_server_that_cannot_start_is_a_clear_error(bwrap: Sandbox) -> None:
+    broken = ForkingBwrap(preload=("no_such_runtime_module",))
+    with pytest.raises(
+        SandboxError, match="fork server did not start: ModuleNotFoundError: .*no_such_runtime_module"
+    ):
+        broken.start(Limits())
+    broken.close()
+
+
+def test_forked_runners_carry_their_limits(bwrap_fork: Sandbox, start_module: StartModule) -> None:
+    probe: RemoteModule = start_module(
+        bwrap_fork, PROBE, limits=Limits(call_seconds=20, disk_mb=4, open_files=64), name="probe"
+    )
+    client = probe._client  # type: ignore[attr-defined]
+    limits = Path(f"/proc/{client.process.pid}/limits").read_text()
+    assert "Max open files            64                   64" in limits
+    assert "Max core file size        0                    0" in limits
