@@ -1,12 +1,14 @@
 """Where grading time goes for one small submission, median of several runs.
 
     .venv/bin/python benchmarks/overhead.py [--exercise causal-masking] [--runs 5] [--sandbox bwrap]
+        [--fork]
 
 Grades the exercise's reference solution end to end and splits the time into phases (static
 checks, sandbox start, runtime import inside the sandbox, submission import, tests, performance
 phase, and the rest: pytest, the reference, building the verdict). Then measures the pieces on
 their own: a bare sandbox start, a round trip of the protocol, and the same grading without a
-sandbox, so the sandbox's own cost is visible.
+sandbox, so the sandbox's own cost is visible. `--fork` forks the runners from a fork server
+(the default of `grader grade` and the workers) instead of starting a fresh interpreter each.
 """
 
 from __future__ import annotations
@@ -96,13 +98,16 @@ def main() -> None:
     parser.add_argument("--exercise", default="causal-masking")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sandbox", default="bwrap")
+    parser.add_argument("--fork", action="store_true", help="fork runners from a fork server")
     args = parser.parse_args()
-    backend = get_backend(args.sandbox)
+    backend = get_backend(args.sandbox, fork=args.fork)
+    backend.check()  # a fork server starts here, outside the measured runs
     console = Console()
 
-    with console.status(f"grading {args.exercise} {args.runs} times in {backend.name}"):
+    where = f"{backend.name} ({'forked' if backend.start_method == 'fork' else 'fresh'} runners)"
+    with console.status(f"grading {args.exercise} {args.runs} times in {where}"):
         full = grading_phases(args.exercise, backend, args.runs, measure=True)
-    table = Table(title=f"{args.exercise}: grading the reference in {backend.name}, {args.runs} runs")
+    table = Table(title=f"{args.exercise}: grading the reference in {where}, {args.runs} runs")
     for column in ("phase", "median (s)", "IQR (s)", "share"):
         table.add_column(column, justify="right" if column != "phase" else "left")
     total = statistics.median(full["total_s"])
@@ -138,6 +143,7 @@ def main() -> None:
         med, iqr = median_iqr(values)
         table.add_row(name, f"{med * 1000:.0f} ms", f"{iqr * 1000:.0f} ms")
     console.print(table)
+    backend.close()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import select
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from typing import IO, Any, cast
@@ -54,6 +55,9 @@ class ForkServer:
         self.closed = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         seccomp = filter_fd()
+        # a file, not a pipe: nobody reads the server's stderr while it runs, and a full pipe
+        # would stop it; read back when it fails to start
+        self._stderr = tempfile.TemporaryFile()
         try:
             argv = fork_server_argv(
                 host_layout(),
@@ -67,13 +71,14 @@ class ForkServer:
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=self._stderr,
                 pass_fds=(theirs.fileno(), seccomp),
                 start_new_session=True,
                 env=HOST_ENV,
             )
         except OSError as exc:
             ours.close()
+            self._stderr.close()
             raise SandboxError(f"cannot start the fork server: {exc}") from exc
         finally:
             theirs.close()
@@ -93,7 +98,9 @@ class ForkServer:
         data = self.socket.recv(MAX_MESSAGE) if ready else b""
         if not data:
             self.popen.kill()
-            stderr = self.popen.communicate(timeout=10)[1] or b""
+            self.popen.wait(timeout=10)
+            self._stderr.seek(0)
+            stderr = self._stderr.read(1 << 20)
             lines = stderr.decode(errors="replace").strip().splitlines()
             detail = lines[-1][-2000:] if lines else "no answer"  # a traceback's last line
             raise SandboxError(f"the fork server did not start: {detail}")
@@ -200,8 +207,7 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(timeout=10)
-        if self.popen.stderr is not None:
-            self.popen.stderr.close()
+        self._stderr.close()
 
 
 class ForkedRunner:

@@ -138,8 +138,20 @@ def _spawn_request(
             os.close(fd)
         _send(control, {"op": "spawned", "id": ident, "error": "wrong number of descriptors"})
         return
-    status_r, status_w = os.pipe()
-    helper = os.fork()
+    try:
+        status_r, status_w = os.pipe()
+    except OSError as exc:
+        for fd in fds:
+            os.close(fd)
+        _send(control, {"op": "spawned", "id": ident, "error": f"no pipe: {exc}"})
+        return
+    try:
+        helper = os.fork()
+    except OSError as exc:  # out of processes or memory: this runner fails, the server goes on
+        for fd in (*fds, status_r, status_w):
+            os.close(fd)
+        _send(control, {"op": "spawned", "id": ident, "error": f"cannot fork: {exc}"})
+        return
     if helper == 0:
         try:
             os.close(status_r)
@@ -218,10 +230,14 @@ def _helper(request: dict[str, Any], fds: list[int], status_w: int, seccomp_filt
         os.close(fd)
     os.close(ready_w)
     # the pid is reported once the runner leads its own session in its own cgroups, so that
-    # whoever holds the pid can kill all of it from then on
-    if os.read(ready_r, 1) == b"1":
-        os.write(status_w, STATUS.pack(runner))
+    # whoever holds the pid can kill all of it from then on; a runner that failed before that
+    # is reported as not started (the status pipe closes with nothing written)
+    ready = os.read(ready_r, 1) == b"1"
     os.close(ready_r)
+    if not ready:
+        os.waitpid(runner, 0)
+        os._exit(1)
+    os.write(status_w, STATUS.pack(runner))
     _, status = os.waitpid(runner, 0)
     os.write(status_w, STATUS.pack(status))
     os._exit(0)

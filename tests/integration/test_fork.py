@@ -160,3 +160,25 @@ def test_forked_runners_carry_their_limits(bwrap_fork: Sandbox, start_module: St
     limits = Path(f"/proc/{client.process.pid}/limits").read_text()
     assert "Max open files            64                   64" in limits
     assert "Max core file size        0                    0" in limits
+
+
+class _Unjoinable:
+    """A cgroup whose `cgroup.procs` refuses the runner (writes to /dev/full fail)."""
+
+    procs_files = ["/dev/full"]
+
+
+def test_a_runner_that_fails_its_setup_is_an_error_and_the_server_goes_on(forking: ForkingBwrap) -> None:
+    server = forking.server("cpu")
+    with pytest.raises(SandboxError, match="could not start a runner"):
+        server.spawn(Limits(), _Unjoinable())  # type: ignore[arg-type]
+    assert server.alive()
+    runner = server.spawn(Limits(), None)
+    try:
+        assert runner.poll() is None
+    finally:
+        runner.kill_group()
+        assert runner.wait(timeout=10) == -signal.SIGKILL
+        for stream in (runner.stdin, runner.stdout, runner.stderr):
+            assert stream is not None
+            stream.close()
