@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,3 +184,35 @@ def test_a_runner_that_fails_its_setup_is_an_error_and_the_server_goes_on(forkin
         for stream in (runner.stdin, runner.stdout, runner.stderr):
             assert stream is not None
             stream.close()
+
+
+OWNER = """
+import sys, time
+from sandbox import Limits
+from sandbox.fork import ForkingBwrap
+backend = ForkingBwrap()
+runner = backend.start(Limits())
+print(backend.server("cpu").pid, runner.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_owner_takes_its_fork_server_and_runners_along(bwrap: Sandbox) -> None:
+    root = Path(__file__).resolve().parents[2]
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert owner.stdout is not None
+    server, runner = (int(pid) for pid in owner.stdout.readline().split())
+    assert Path(f"/proc/{server}").exists() and Path(f"/proc/{runner}").exists()
+    owner.kill()  # SIGKILL: no cleanup code of ours runs
+    owner.wait(timeout=10)
+    owner.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in (server, runner)):
+        time.sleep(0.05)
+    assert not Path(f"/proc/{server}").exists() and not Path(f"/proc/{runner}").exists()
