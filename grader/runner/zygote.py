@@ -157,9 +157,8 @@ def _spawn_request(
             os.close(status_r)
             control.close()
             _helper(request, fds, status_w, seccomp_filter)
-        except BaseException:  # noqa: BLE001 - a helper never returns into the server loop
-            os._exit(125)
-        os._exit(125)
+        finally:
+            os._exit(125)  # whatever happened, a helper never returns into the server loop
     os.close(status_w)
     for fd in fds:
         os.close(fd)
@@ -213,19 +212,17 @@ def _helper(request: dict[str, Any], fds: list[int], status_w: int, seccomp_filt
     ready_r, ready_w = os.pipe()
     runner = os.fork()
     if runner == 0:
+        code = 125
         try:
             os.close(status_w)
             os.close(ready_r)
-            _runner(request, fds, seccomp_filter, ready_w)
-        except BaseException as exc:  # noqa: BLE001 - report on the runner's stderr, then exit
-            message = f"the sandbox could not be set up: {exc}\n".encode()
-            try:
-                os.write(fds[2], message)
-            except OSError:  # already moved to descriptor 2
-                with contextlib.suppress(OSError):
-                    os.write(2, message)
-            os._exit(125)
-        os._exit(0)
+            code = _runner(request, fds, seccomp_filter, ready_w)
+        except SystemExit as exc:  # as a fresh interpreter would exit
+            code = exc.code if isinstance(exc.code, int) else 1
+        except Exception as exc:
+            _report_setup_failure(fds[2], exc)
+        finally:
+            os._exit(code)  # never returns into the helper's code
     for fd in fds:
         os.close(fd)
     os.close(ready_w)
@@ -243,8 +240,18 @@ def _helper(request: dict[str, Any], fds: list[int], status_w: int, seccomp_filt
     os._exit(0)
 
 
-def _runner(request: dict[str, Any], fds: list[int], seccomp_filter: bytes, ready: int) -> None:
-    """pid 1 of a fresh pid namespace: set up the sandbox, become nobody, serve the harness."""
+def _report_setup_failure(stderr: int, exc: Exception) -> None:
+    message = f"the sandbox could not be set up: {exc}\n".encode()
+    try:
+        os.write(stderr, message)
+    except OSError:  # already moved to descriptor 2
+        with contextlib.suppress(OSError):
+            os.write(2, message)
+
+
+def _runner(request: dict[str, Any], fds: list[int], seccomp_filter: bytes, ready: int) -> int:
+    """pid 1 of a fresh pid namespace: set up the sandbox, become nobody, serve the harness;
+    returns the exit code once the harness is done."""
     stdin, stdout, stderr, *cgroup_files = fds
     os.setsid()
     for fd in cgroup_files:
@@ -276,6 +283,10 @@ def _runner(request: dict[str, Any], fds: list[int], seccomp_filter: bytes, read
     from grader.runner.server import main
 
     main()
+    for stream in (sys.stdout, sys.stderr):  # as an interpreter's exit would
+        with contextlib.suppress(Exception):
+            stream.flush()
+    return 0
 
 
 def _loopback_up() -> None:
