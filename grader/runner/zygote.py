@@ -325,7 +325,3 @@ def _effective_caps() -> int:
             if line.startswith("CapEff:"):
                 return int(line.split()[1], 16)
     return -1
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])
