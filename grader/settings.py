@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     fork_runners: bool = True  # bwrap runners forked from a fork server with torch imported
     requeue_after_s: float = 5.0  # a queued submission's job missing from Redis for this long is lost
 
+    # The web app
+    secret_key: str | None = None  # signs session cookies; else one kept in <data_dir>/secret_key
+    secure_cookies: bool = False  # set behind HTTPS: session cookies only over HTTPS
+    signup_open: bool = True  # anyone may create a student account
+
     def database(self) -> str:
         """The database URL: DATABASE_URL, else SQLite in the data directory."""
         from grader.store.db import default_url

@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# Installs what the grader needs on a Debian machine and creates .venv/ with the `grader` command.
-# Safe to run again: it only installs what is missing, and reinstalls Python packages only when
-# pyproject.toml changed.
+# Installs what the grader needs on a Debian machine and creates .venv/ with the `grader` command,
+# and the web pages' front-end packages (web/node_modules, from npm). `--test` also installs what
+# only the tests need (Chromium for the browser tests). Safe to run again: it only installs what
+# is missing, and reinstalls packages only when pyproject.toml or web/package-lock.json changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+FOR_TESTS=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) FOR_TESTS=1 ;;
+        *) echo "usage: scripts/setup.sh [--test]" >&2; exit 2 ;;
+    esac
+done
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # bubblewrap: the sandbox; util-linux: prlimit and setpriv; libseccomp2: the syscall filter;
 # redis-server: the queue; postgresql: the production database (SQLite is the default);
-# docker.io: the container sandbox.
+# docker.io: the container sandbox; nodejs and npm: the web pages' front-end packages;
+# chromium (tests only): the browser the end-to-end tests drive.
 DEBIAN_PACKAGES=(bubblewrap util-linux libseccomp2 ca-certificates redis-server postgresql docker.io)
 PYTHON="${PYTHON:-python3}"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    DEBIAN_PACKAGES+=(nodejs npm)
+fi
+if ((FOR_TESTS)); then
+    DEBIAN_PACKAGES+=(chromium fonts-dejavu-core)
+fi
 if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     DEBIAN_PACKAGES+=(python3-venv)
 fi
@@ -50,5 +65,13 @@ if [[ ! -f "$stamp" ]]; then
     .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
     rm -f .venv/.installed-*
     touch "$stamp"
+fi
+# --- front-end packages (served from web/node_modules; nothing is vendored in the repository) --
+web_stamp="web/node_modules/.installed-$(sha256sum web/package-lock.json | cut -c1-16)"
+if [[ ! -f "$web_stamp" ]]; then
+    say "installing the web pages' front-end packages (npm)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    rm -f web/node_modules/.installed-*
+    touch "$web_stamp"
 fi
 say "ready: $(.venv/bin/grader --help >/dev/null && echo ".venv/bin/grader")"

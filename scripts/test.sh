@@ -4,7 +4,7 @@
 # Redis and PostgreSQL; Docker's daemon is started here if it is not running. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 scripts/docker.sh
 echo "==> ruff"
 .venv/bin/ruff check .

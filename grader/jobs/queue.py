@@ -85,3 +85,17 @@ def publish(redis: Redis, submission_id: int, event: dict[str, Any]) -> None:
         redis.publish(channel(submission_id), json.dumps({"submission": submission_id, **event}))
     except RedisError:
         pass
+
+
+def enqueue_validation(redis: Redis, package_id: int, job_id: str, name: str = "cpu") -> None:
+    """Queue the validation of an uploaded exercise package (the reference, the skeleton and
+    every wrong variant graded in the sandbox)."""
+    queue(redis, name).enqueue_call(
+        "grader.jobs.worker.validate_job",
+        kwargs={"package_id": package_id, "job_id": job_id},
+        job_id=job_id,
+        timeout=JOB_TIMEOUT_S,
+        result_ttl=3600,
+        failure_ttl=24 * 3600,
+        description=f"validate exercise package {package_id}",
+    )

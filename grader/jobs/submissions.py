@@ -29,6 +29,9 @@ QUEUED, RUNNING, DONE, SYSTEM_ERROR = (
 )
 
 
+KINDS = ("submit", "public")
+
+
 def _rows(session: Session, statement: Update) -> int:
     """How many rows an UPDATE changed: 0 means its condition no longer held."""
     result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
@@ -74,15 +77,21 @@ def create(
     filename: str,
     *,
     user: str | None = None,
+    user_id: int | None = None,
+    kind: str = "submit",
 ) -> Submission:
-    """Store a new queued submission (attempt 1) with the job id it will be enqueued under."""
+    """Store a new queued submission (attempt 1) with the job id it will be enqueued under.
+    `kind` is "submit" (hidden tests and performance) or "public" (the public tests only)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown submission kind {kind!r}")
     with transaction(factory) as session:
         row = Submission(
             exercise_version=exercise_version(session, exercise),
-            user=user_named(session, user) if user else None,
+            user_id=user_named(session, user).id if user else user_id,
             filename=filename,
             source=source,
             queue=exercise.spec.resources,
+            kind=kind,
             state=QUEUED,
             attempt=1,
         )
@@ -339,3 +348,56 @@ def replace_job(
             .values(job_id=job_id),
         )
     return job_id if changed else None
+
+
+@dataclass(frozen=True)
+class Regrade:
+    submission_id: int
+    attempt: int
+    queue: str
+    job_id: str
+
+
+def regrade(
+    factory: sessionmaker[Session], submission_ids: list[int], versions: dict[str, Exercise] | None = None
+) -> list[Regrade]:
+    """Queue finished submissions again as a new attempt (their verdict is replaced when it is
+    done). With `versions` (slug -> exercise), each is graded against that version instead of
+    the one it was made for. Submissions still queued or running are left alone."""
+    done: list[Regrade] = []
+    with transaction(factory) as session:
+        rows = session.scalars(
+            select(Submission).where(
+                Submission.id.in_(submission_ids), Submission.state.in_((DONE, SYSTEM_ERROR))
+            )
+        ).all()
+        for row in rows:
+            attempt = row.attempt + 1
+            job_id = new_job_id(row.id, attempt)
+            values: dict[str, Any] = {
+                "state": QUEUED,
+                "attempt": attempt,
+                "job_id": job_id,
+                "status": None,
+                "verdict": None,
+                "message": None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "started_at": None,
+                "finished_at": None,
+            }
+            if versions and row.exercise_version.slug in versions:
+                values["exercise_version_id"] = exercise_version(
+                    session, versions[row.exercise_version.slug]
+                ).id
+            changed = _rows(
+                session,
+                update(Submission)
+                .where(
+                    Submission.id == row.id, Submission.attempt == row.attempt, Submission.state == row.state
+                )
+                .values(**values),
+            )
+            if changed:
+                done.append(Regrade(row.id, attempt, row.queue, job_id))
+    return done

@@ -11,6 +11,8 @@ submissions whose worker died and queued submissions whose job Redis lost.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import socket
@@ -29,11 +31,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grader.catalog import Catalog, CatalogError, load_catalog
 from grader.events import Event
+from grader.jobs import packages, submissions
 from grader.jobs import queue as jobqueue
-from grader.jobs import submissions
+from grader.library import Library, load_package
 from grader.pool import WarmPool
 from grader.settings import Settings, get_settings
-from grader.store import make_engine, require_current, sessions
+from grader.store import ExercisePackage, PackageState, make_engine, require_current, sessions
 from sandbox import Sandbox, get_backend
 
 log = logging.getLogger("grader.worker")
@@ -48,8 +51,13 @@ class WorkerContext:
     catalog: Catalog
     device: str = "cpu"
     pool: WarmPool | None = None
+    library: Library | None = None
     pid: int = field(default_factory=os.getpid)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+
+    def __post_init__(self) -> None:
+        if self.library is None:
+            self.library = Library(self.catalog, self.settings.data_dir)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, device: str = "cpu") -> WorkerContext:
@@ -86,6 +94,53 @@ def grade_job(submission_id: int, attempt: int) -> str:
     return grade_attempt(ctx, submission_id, attempt)
 
 
+def validate_job(package_id: int, job_id: str) -> str:
+    """The RQ job that validates an uploaded exercise package; the report goes to the database
+    and progress to the channel `grader:progress:package-<id>`."""
+    from grader.validate import Check, validate_exercise
+
+    ctx = context()
+    if not packages.claim(ctx.factory, package_id, job_id):
+        return "skipped"
+    with ctx.factory() as session:
+        row = session.get(ExercisePackage, package_id)
+        assert row is not None
+        path, slug, version = row.path, row.slug, row.version
+    key = packages.channel_key(package_id)
+
+    def publish(event: dict[str, object]) -> None:
+        with contextlib.suppress(RedisError):
+            ctx.redis.publish(jobqueue.PROGRESS_PREFIX + key, json.dumps(event))
+
+    def on_check(check: Check) -> None:
+        publish({"kind": "check", "subject": check.subject, "ok": check.ok, "got": check.got})
+
+    publish({"kind": "running"})
+    try:
+        assert ctx.library is not None
+        exercise = (
+            load_package(ctx.settings.data_dir / path)
+            if path
+            else ctx.library.exercise_at(ctx.factory, slug, version)
+        )
+        checks = validate_exercise(exercise, ctx.backend, on_check=on_check)
+    except Exception as exc:  # noqa: BLE001 - reported on the package, never lost
+        log.exception("package %s: validation failed to run", package_id)
+        packages.finish(
+            ctx.factory, package_id, PackageState.ERROR, {"checks": []}, f"{type(exc).__name__}: {exc}"
+        )
+        publish({"kind": "done", "state": "error"})
+        return "error"
+    ok = all(c.ok for c in checks)
+    report = {"checks": [dataclasses.asdict(c) for c in checks]}
+    failed = [c.subject for c in checks if not c.ok]
+    message = "all checks hold" if ok else "failed: " + ", ".join(failed)
+    state = PackageState.VALID if ok else PackageState.INVALID
+    packages.finish(ctx.factory, package_id, state, report, message)
+    publish({"kind": "done", "state": str(state)})
+    return str(state)
+
+
 def grade_attempt(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
     settings = ctx.settings
     if not submissions.claim(ctx.factory, submission_id, attempt, ctx.name, settings.lease_s):
@@ -112,8 +167,9 @@ def _grade(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
     row = submissions.get(ctx.factory, submission_id)
     assert row is not None  # claimed a moment ago
     slug = row.exercise_version.slug
+    assert ctx.library is not None
     try:
-        exercise = ctx.catalog.get(slug)
+        exercise = ctx.library.exercise_at(ctx.factory, slug, row.exercise_version.version)
     except (CatalogError, KeyError) as exc:
         return _give_back(
             ctx, submission_id, attempt, f"exercise {slug!r} cannot be graded: {exc}", final=True
@@ -129,10 +185,13 @@ def _grade(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
         )
 
     started = time.monotonic()
+    public_only = row.kind == "public"
     verdict = grade(
         exercise,
         row.source,
         ctx.backend,
+        public_only=public_only,
+        measure=not public_only,
         device=ctx.device,
         events=progress,
         filename=row.filename,

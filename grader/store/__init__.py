@@ -9,13 +9,28 @@ from grader.store.db import (
     transaction,
     upgrade,
 )
-from grader.store.models import Attempt, Base, ExerciseVersion, Submission, SubmissionState, User
+from grader.store.models import (
+    ApiToken,
+    Attempt,
+    Base,
+    ExercisePackage,
+    ExerciseVersion,
+    PackageState,
+    Role,
+    Submission,
+    SubmissionState,
+    User,
+)
 
 __all__ = [
+    "ApiToken",
     "Attempt",
     "Base",
     "DatabaseError",
+    "ExercisePackage",
     "ExerciseVersion",
+    "PackageState",
+    "Role",
     "Submission",
     "SubmissionState",
     "User",

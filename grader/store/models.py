@@ -35,16 +35,85 @@ class SubmissionState(enum.StrEnum):
         return self in (SubmissionState.DONE, SubmissionState.SYSTEM_ERROR)
 
 
+class Role(enum.StrEnum):
+    STUDENT = "student"
+    INSTRUCTOR = "instructor"
+    ADMIN = "admin"
+
+    @property
+    def teaches(self) -> bool:
+        return self is not Role.STUDENT
+
+
 class User(Base):
-    """Minimal here: the web app adds what it needs (password, roles, plan)."""
+    """Someone who submits. `name` is unique (the CLI's `--user`); people who sign up on the web
+    also have an email and a password hash (argon2), a role and a plan."""
 
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("email", name="uq_users_email"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.STUDENT, server_default=Role.STUDENT.value)
+    plan: Mapped[str] = mapped_column(String(8), default="free", server_default="free")
 
     submissions: Mapped[list[Submission]] = relationship(back_populates="user")
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+
+
+class ApiToken(Base):
+    """A per-user token for the JSON API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to tell tokens apart
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime.datetime | None]
+    revoked_at: Mapped[datetime.datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class PackageState(enum.StrEnum):
+    QUEUED = "queued"  # waiting for a worker to validate it
+    VALIDATING = "validating"
+    VALID = "valid"  # reference passes, skeleton fails, every wrong variant rejected
+    INVALID = "invalid"
+    ERROR = "error"  # validation could not run (ours)
+    PUBLISHED = "published"  # the version students see
+
+
+class ExercisePackage(Base):
+    """An exercise version an instructor uploaded (or asked to validate), stored under the data
+    directory and validated through the queue before it can be published."""
+
+    __tablename__ = "exercise_packages"
+    __table_args__ = (Index("ix_exercise_packages_slug", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(16))  # "upload" | "bundled"
+    path: Mapped[str | None] = mapped_column(String(500))  # relative to the data directory
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), default=PackageState.QUEUED)
+    report: Mapped[dict[str, Any] | None]
+    message: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
+    validated_at: Mapped[datetime.datetime | None]
+    published_at: Mapped[datetime.datetime | None]
+
+    uploader: Mapped[User | None] = relationship()
 
 
 class ExerciseVersion(Base):
@@ -63,7 +132,10 @@ class ExerciseVersion(Base):
 
 class Submission(Base):
     __tablename__ = "submissions"
-    __table_args__ = (Index("ix_submissions_state_lease", "state", "lease_expires_at"),)
+    __table_args__ = (
+        Index("ix_submissions_state_lease", "state", "lease_expires_at"),
+        Index("ix_submissions_user_created", "user_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -71,6 +143,7 @@ class Submission(Base):
     filename: Mapped[str] = mapped_column(String(255))
     source: Mapped[bytes] = mapped_column(LargeBinary)
     queue: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8), default="submit", server_default="submit")  # or "public"
     state: Mapped[str] = mapped_column(String(16), default=SubmissionState.QUEUED)
     attempt: Mapped[int] = mapped_column(default=1)
     job_id: Mapped[str | None] = mapped_column(String(64))

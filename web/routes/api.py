@@ -1,0 +1,369 @@
+"""The JSON API (`/api/v1`): what the pages do, for programs (`grader submit --server`, CI).
+
+Authentication is a per-user bearer token. Errors are `{"detail": ...}` with the HTTP status
+saying what kind: 401 no or bad token, 403 not allowed (a locked concept, a student asking an
+instructor's question), 404 not there or not yours, 409 conflict, 413 too large, 422 invalid,
+429 too many waiting submissions, 503 the queue is down.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from grader.store import ExercisePackage, Submission, User
+from web import accounts, progress, services
+from web.deps import ApiTeacher, ApiUser, WebDep
+from web.routes.submissions import SSE_HEADERS
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No token, or an unknown or revoked one"},
+    404: {"description": "Not found (or not yours)"},
+}
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    email: str | None
+    role: str
+    plan: str
+
+
+def _user(user: User) -> UserOut:
+    return UserOut(id=user.id, name=user.name, email=user.email, role=user.role, plan=user.plan)
+
+
+class TokenIn(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=256)
+    name: str = Field(default="cli", max_length=100)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    token: str = Field(description="Shown once: keep it; only its hash is stored")
+
+
+class ConceptOut(BaseModel):
+    slug: str
+    title: str
+    summary: str
+    track: str
+    level: int
+    minutes: int
+    pro: bool
+    status: Literal["locked", "unlocked", "passed"]
+    locked_because: str = ""
+
+
+class ConceptDetail(ConceptOut):
+    lesson_markdown: str
+    skeleton: str
+    public_tests: str
+    entrypoint: str
+    source_limit_bytes: int
+    prerequisites: list[str]
+
+
+class SubmissionIn(BaseModel):
+    exercise: str = Field(max_length=100, description="The concept's slug, e.g. causal-masking")
+    source: str = Field(max_length=4 * 1024 * 1024, description="The Python file's text")
+    filename: str = Field(default="solution.py", max_length=255)
+    kind: Literal["submit", "public"] = Field(
+        default="submit", description="submit: hidden tests and performance; public: the public tests only"
+    )
+
+
+class SubmissionOut(BaseModel):
+    id: int
+    exercise: str
+    exercise_version: str
+    kind: str
+    state: str = Field(description="queued, running, done or system_error")
+    status: str | None = Field(description="The verdict's status once done")
+    attempt: int
+    created_at: datetime.datetime
+    finished_at: datetime.datetime | None
+    user_id: int | None
+    url: str
+    verdict: dict[str, Any] | None = None
+    unlocked: list[str] = Field(default_factory=list, description="Concepts this pass unlocked")
+
+
+def _submission(
+    row: Submission, *, verdict: bool = False, unlocked: list[str] | None = None
+) -> SubmissionOut:
+    return SubmissionOut(
+        id=row.id,
+        exercise=row.exercise_version.slug,
+        exercise_version=row.exercise_version.version,
+        kind=row.kind,
+        state=row.state,
+        status=row.status,
+        attempt=row.attempt,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        user_id=row.user_id,
+        url=f"/submissions/{row.id}",
+        verdict=row.verdict if verdict else None,
+        unlocked=unlocked or [],
+    )
+
+
+@router.post("/tokens", response_model=TokenOut, status_code=201, responses={401: {"model": ErrorOut}})
+def create_token(body: TokenIn, web: WebDep) -> TokenOut:
+    """Trade an email and password for an API token (for `grader submit --server`)."""
+    user = accounts.authenticate(web.factory, body.email, body.password)
+    if user is None:
+        raise services.ServiceError(401, "Wrong email or password.")
+    row, token = accounts.create_token(web.factory, user.id, body.name)
+    return TokenOut(id=row.id, name=row.name, token=token)
+
+
+@router.get("/me", response_model=UserOut, responses=ERRORS)
+def me(user: ApiUser) -> UserOut:
+    return _user(user)
+
+
+@router.get("/concepts", response_model=list[ConceptOut], responses=ERRORS)
+def concepts(user: ApiUser, web: WebDep) -> list[ConceptOut]:
+    """Every concept in curriculum order, with your status."""
+    return [
+        ConceptOut(
+            slug=c.slug,
+            title=c.title,
+            summary=c.summary,
+            track=t.track.id,
+            level=c.level,
+            minutes=c.minutes,
+            pro=c.pro,
+            status=c.status.value,
+            locked_because=c.reason,
+        )
+        for t in services.concepts_for(web, user)
+        for c in t.cards
+    ]
+
+
+@router.get("/concepts/{slug}", response_model=ConceptDetail, responses=ERRORS)
+def concept(slug: Annotated[str, Field(max_length=100)], user: ApiUser, web: WebDep) -> ConceptDetail:
+    """A concept's lesson, skeleton and public tests (never its hidden tests or solution)."""
+    exercise = web.exercise(slug)
+    c = services.card_for(web, user, slug)
+    spec = exercise.spec
+    return ConceptDetail(
+        slug=c.slug,
+        title=c.title,
+        summary=c.summary,
+        track=spec.track,
+        level=c.level,
+        minutes=c.minutes,
+        pro=c.pro,
+        status=c.status.value,
+        locked_because=c.reason,
+        lesson_markdown=exercise.readme.read_text(encoding="utf-8"),
+        skeleton=exercise.skeleton.read_text(encoding="utf-8"),
+        public_tests=exercise.public_tests.read_text(encoding="utf-8"),
+        entrypoint=spec.entrypoint,
+        source_limit_bytes=spec.source_kb * 1024,
+        prerequisites=list(spec.prerequisites),
+    )
+
+
+@router.post(
+    "/submissions",
+    response_model=SubmissionOut,
+    status_code=201,
+    responses={**ERRORS, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+)
+def create_submission(body: SubmissionIn, user: ApiUser, web: WebDep) -> SubmissionOut:
+    """Queue a file for grading; follow it with `GET /api/v1/submissions/{id}` or its events."""
+    row = services.submit(web, user, body.exercise, body.source.encode("utf-8"), body.filename, body.kind)
+    return _submission(services.visible_submission(web, user, row.id))
+
+
+@router.get("/submissions", response_model=list[SubmissionOut], responses=ERRORS)
+def list_submissions(
+    user: ApiUser,
+    web: WebDep,
+    exercise: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[SubmissionOut]:
+    """Your submissions, newest first."""
+    return [_submission(r) for r in services.history(web.factory, user.id, exercise, limit)]
+
+
+@router.get("/submissions/{submission_id}", response_model=SubmissionOut, responses=ERRORS)
+def get_submission(submission_id: int, user: ApiUser, web: WebDep) -> SubmissionOut:
+    """A submission with its verdict once graded."""
+    row = services.visible_submission(web, user, submission_id)
+    unlocked = [c.slug for c in services.unlocked_by(web, user, row)]
+    return _submission(row, verdict=True, unlocked=unlocked)
+
+
+@router.get(
+    "/submissions/{submission_id}/events",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+def submission_events(request: Request, submission_id: int, user: ApiUser, web: WebDep) -> StreamingResponse:
+    """Server-sent events: `state` (queue position), `progress` (running test k of n), `done`."""
+    services.visible_submission(web, user, submission_id)
+    return StreamingResponse(
+        progress.stream(web, request, submission_id), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+# --- instructors ---------------------------------------------------------------------------
+
+
+class RegradeIn(BaseModel):
+    submission_ids: list[int] = Field(min_length=1, max_length=1000)
+    live_version: bool = Field(default=True, description="Grade against the exercise's current version")
+
+
+class RegradeOut(BaseModel):
+    queued: int
+
+
+class PackageOut(BaseModel):
+    id: int
+    slug: str
+    version: str
+    title: str
+    origin: str
+    state: str
+    message: str | None
+    report: dict[str, Any] | None
+    created_at: datetime.datetime
+    validated_at: datetime.datetime | None
+    published_at: datetime.datetime | None
+
+
+def _package(row: ExercisePackage) -> PackageOut:
+    return PackageOut(
+        id=row.id,
+        slug=row.slug,
+        version=row.version,
+        title=row.title,
+        origin=row.origin,
+        state=row.state,
+        message=row.message,
+        report=row.report,
+        created_at=row.created_at,
+        validated_at=row.validated_at,
+        published_at=row.published_at,
+    )
+
+
+class CohortOut(BaseModel):
+    concepts: list[dict[str, Any]]
+    students: list[dict[str, Any]]
+
+
+TEACHER_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 403: {"description": "Instructors only"}}
+
+
+@router.get("/instructor/cohort", response_model=CohortOut, responses=TEACHER_ERRORS)
+def cohort(user: ApiTeacher, web: WebDep) -> CohortOut:
+    """Students x concepts: passed, attempts and last status; pass rate and median attempts."""
+    data = services.cohort(web)
+    return CohortOut(
+        concepts=[
+            {
+                "slug": s.slug,
+                "title": s.title,
+                "learners": s.learners,
+                "passed": s.passed,
+                "pass_rate": s.pass_rate,
+                "median_attempts": s.median_attempts,
+            }
+            for s in data.stats
+        ],
+        students=[
+            {
+                "id": s.id,
+                "name": s.name,
+                "email": s.email,
+                "plan": s.plan,
+                "concepts": {
+                    slug: {"passed": cell.passed, "attempts": cell.attempts, "last_status": cell.last_status}
+                    for (uid, slug), cell in data.cells.items()
+                    if uid == s.id
+                },
+            }
+            for s in data.students
+        ],
+    )
+
+
+@router.get("/instructor/submissions", response_model=list[SubmissionOut], responses=TEACHER_ERRORS)
+def browse(
+    user: ApiTeacher,
+    web: WebDep,
+    who: Annotated[str | None, Query(max_length=200)] = None,
+    exercise: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[SubmissionOut]:
+    rows, _ = services.browse(
+        web, services.SubmissionFilter(user=who, exercise=exercise, status=status, limit=limit, offset=offset)
+    )
+    return [_submission(r) for r in rows]
+
+
+@router.post("/instructor/regrade", response_model=RegradeOut, responses=TEACHER_ERRORS)
+def regrade(body: RegradeIn, user: ApiTeacher, web: WebDep) -> RegradeOut:
+    """Queue finished submissions again (those still queued or running are left alone)."""
+    return RegradeOut(queued=services.regrade(web, body.submission_ids, live_version=body.live_version))
+
+
+@router.get("/instructor/queue", responses=TEACHER_ERRORS)
+def queue(user: ApiTeacher, web: WebDep) -> dict[str, Any]:
+    """Queues, workers and recent failures."""
+    overview = services.queue_overview(web)
+    overview["failures"] = [
+        {"id": r.id, "exercise": r.exercise_version.slug, "message": r.message} for r in overview["failures"]
+    ]
+    return overview
+
+
+@router.post(
+    "/instructor/packages",
+    response_model=PackageOut,
+    status_code=201,
+    responses={**TEACHER_ERRORS, 409: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+)
+async def upload(user: ApiTeacher, web: WebDep, file: Annotated[UploadFile, File()]) -> PackageOut:
+    """Upload an exercise (a new one or a new version) as a zip; it is validated through the
+    queue before it can be published."""
+    data = await file.read(20 * 1024 * 1024 + 1)
+    if len(data) > 20 * 1024 * 1024:
+        raise services.ServiceError(413, "the zip is larger than 20 MB")
+    return _package(services.upload(web, user, data))
+
+
+@router.get("/instructor/packages/{package_id}", response_model=PackageOut, responses=TEACHER_ERRORS)
+def package(package_id: int, user: ApiTeacher, web: WebDep) -> PackageOut:
+    return _package(services.get_package(web, package_id))
+
+
+@router.post(
+    "/instructor/packages/{package_id}/publish",
+    response_model=PackageOut,
+    responses={**TEACHER_ERRORS, 409: {"model": ErrorOut}},
+)
+def publish(package_id: int, user: ApiTeacher, web: WebDep) -> PackageOut:
+    """Make a validated package the version students see."""
+    return _package(services.publish(web, package_id))

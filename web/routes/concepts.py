@@ -1,0 +1,71 @@
+"""The concept map, a concept's page, and submitting from it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+
+from web import markdown, services
+from web.concepts import ConceptStatus
+from web.deps import Csrf, PageUser, WebDep, flash, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/concepts")
+def concept_map(request: Request, user: PageUser, web: WebDep) -> Response:
+    tracks = services.concepts_for(web, user)
+    total = sum(len(t.cards) for t in tracks)
+    passed = sum(t.passed for t in tracks)
+    return render(request, "concepts.html", tracks=tracks, total=total, passed=passed)
+
+
+@router.get("/concepts/{slug}")
+def concept_page(request: Request, slug: str, user: PageUser, web: WebDep) -> Response:
+    exercise = web.exercise(slug)
+    card = services.card_for(web, user, slug)
+    history = services.history(web.factory, user.id, slug)
+    draft = request.session.pop("draft", None)
+    source = draft if isinstance(draft, str) else None
+    if source is None:
+        source = history[0].source.decode("utf-8", "replace") if history else exercise.skeleton.read_text()
+    return render(
+        request,
+        "concept.html",
+        exercise=exercise,
+        card=card,
+        locked=card.status is ConceptStatus.LOCKED,
+        lesson=markdown.render(exercise.readme.read_text(encoding="utf-8")),
+        source=source,
+        skeleton=exercise.skeleton.read_text(encoding="utf-8"),
+        public_tests=exercise.public_tests.read_text(encoding="utf-8"),
+        history=history,
+    )
+
+
+@router.post("/concepts/{slug}/submissions", dependencies=[Csrf])
+async def submit(
+    request: Request,
+    slug: str,
+    user: PageUser,
+    web: WebDep,
+    source: Annotated[str, Form(max_length=4 * 1024 * 1024)] = "",
+    kind: Annotated[str, Form(max_length=16)] = "submit",
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    raw = source.encode("utf-8")
+    filename = f"{slug.replace('-', '_')}.py"
+    if file is not None and file.filename:
+        raw = await file.read(4 * 1024 * 1024 + 1)
+        filename = file.filename
+    try:
+        row = services.submit(web, user, slug, raw, filename, kind)
+    except services.ServiceError as exc:
+        if exc.status == 404:
+            raise
+        request.session["draft"] = source[:200_000]  # keep what the learner wrote
+        flash(request, exc.message, "error")
+        return RedirectResponse(f"/concepts/{slug}", status_code=303)
+    return RedirectResponse(f"/submissions/{row.id}", status_code=303)
