@@ -1,0 +1,389 @@
+"""The web app end to end in one process: accounts, the concept map, submitting through pages and
+the API, grading by a real worker in the sandbox, the unlock that follows, regrading, and an
+uploaded exercise version validated through the queue and published.
+
+The curriculum here is the toy catalog (fast gradings) with `guarded-sum` made to depend on
+`toy-sum`, so a pass has something to unlock.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+
+from grader.jobs import queue as jobqueue
+from grader.jobs import worker
+from grader.settings import Settings
+from grader.store import ExercisePackage, Role, Submission, make_engine, upgrade
+from tests.conftest import FIXTURES
+from tests.services import RedisServer
+from web import accounts
+from web.app import create_app
+
+SOLUTION = (FIXTURES / "catalog" / "solutions" / "toy-sum" / "solution.py").read_text()
+WRONG = (FIXTURES / "catalog" / "solutions" / "toy-sum" / "wrong" / "columns.py").read_text()
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    root: Path
+    app: object
+    redis: Redis
+
+    def client(self) -> TestClient:
+        return TestClient(self.app, follow_redirects=False)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("web")
+    shutil.copytree(FIXTURES / "catalog", root / "catalog")
+    toml = root / "catalog" / "exercises" / "guarded-sum" / "exercise.toml"
+    toml.write_text(
+        toml.read_text().replace('entrypoint = "rows"', 'prerequisites = ["toy-sum"]\nentrypoint = "rows"')
+    )
+    settings = Settings(
+        data_dir=root / "var",
+        exercises_dir=root / "catalog" / "exercises",
+        solutions_dir=root / "catalog" / "solutions",
+        redis_url=redis_server.url,
+        sandbox="bwrap",
+        pool_size=0,
+    )
+    upgrade(make_engine(settings.database()))
+    yield Stack(settings, root, create_app(settings), Redis.from_url(redis_server.url))
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def signup(client: TestClient, email: str, password: str = "correct horse", name: str = "Ada") -> None:
+    page = client.get("/signup")
+    response = client.post(
+        "/signup", data={"csrf": csrf(page.text), "email": email, "password": password, "name": name}
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/concepts"
+
+
+def token_for(client: TestClient, email: str, password: str = "correct horse") -> dict[str, str]:
+    response = client.post("/api/v1/tokens", json={"email": email, "password": password, "name": "t"})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def test_signup_refuses_bad_input_and_keeps_what_was_typed(stack: Stack) -> None:
+    client = stack.client()
+    page = client.get("/signup")
+    response = client.post(
+        "/signup", data={"csrf": csrf(page.text), "email": "not-an-email", "password": "short", "name": "Bo"}
+    )
+    assert response.status_code == 422
+    assert "Enter a valid email address." in response.text
+    assert "8 to 256 characters" in response.text
+    assert 'value="Bo"' in response.text
+    signup(client, "bo@example.com", name="Bo")
+    other = stack.client()
+    page = other.get("/signup")
+    again = other.post(
+        "/signup",
+        data={"csrf": csrf(page.text), "email": "BO@example.com", "password": "another one", "name": "Bo"},
+    )
+    assert again.status_code == 422
+    assert "exists already" in again.text
+
+
+def test_login_logout_and_wrong_password(stack: Stack) -> None:
+    client = stack.client()
+    signup(client, "cy@example.com", name="Cy")
+    logout = client.post("/logout", data={"csrf": csrf(client.get("/concepts").text)})
+    assert logout.status_code == 303
+    assert client.get("/concepts").headers["location"] == "/login?next=/concepts"
+    page = client.get("/login")
+    wrong = client.post(
+        "/login", data={"csrf": csrf(page.text), "email": "cy@example.com", "password": "nope nope"}
+    )
+    assert wrong.status_code == 401
+    assert "Wrong email or password." in wrong.text
+    right = client.post(
+        "/login",
+        data={
+            "csrf": csrf(page.text),
+            "email": "cy@example.com",
+            "password": "correct horse",
+            "next": "/account",
+        },
+    )
+    assert right.status_code == 303 and right.headers["location"] == "/account"
+    assert "cy@example.com" in client.get("/account").text
+
+
+def test_concept_map_locks_what_needs_a_prerequisite(stack: Stack) -> None:
+    client = stack.client()
+    signup(client, "di@example.com", name="Di")
+    page = client.get("/concepts").text
+    assert re.search(r'data-slug="toy-sum" data-status="unlocked"', page)
+    assert re.search(r'data-slug="guarded-sum" data-status="locked"', page)
+    assert "Pass toy-sum first" in page
+    locked = client.get("/concepts/guarded-sum").text
+    assert 'id="locked-reason"' in locked and "pass toy-sum first" in locked
+    response = client.post(
+        "/concepts/guarded-sum/submissions", data={"csrf": csrf(locked), "source": SOLUTION, "kind": "submit"}
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/concepts/guarded-sum"
+    assert "locked" in client.get("/concepts/guarded-sum").text
+    headers = token_for(client, "di@example.com")
+    api = client.post(
+        "/api/v1/submissions", json={"exercise": "guarded-sum", "source": SOLUTION}, headers=headers
+    )
+    assert api.status_code == 403
+    assert "pass toy-sum first" in api.json()["detail"]
+
+
+def test_api_tokens_are_shown_once_and_can_be_revoked(stack: Stack) -> None:
+    client = stack.client()
+    signup(client, "ed@example.com", name="Ed")
+    account = client.get("/account").text
+    created = client.post("/account/tokens", data={"csrf": csrf(account), "name": "laptop"})
+    assert created.status_code == 303
+    page = client.get("/account").text
+    token = re.search(r'id="new-token">([^<]+)<', page)
+    assert token is not None
+    assert 'id="new-token"' not in client.get("/account").text  # shown once
+    headers = {"Authorization": f"Bearer {token.group(1)}"}
+    assert client.get("/api/v1/me", headers=headers).json()["email"] == "ed@example.com"
+    token_id = re.search(r"/account/tokens/(\d+)/revoke", page)
+    assert token_id is not None
+    client.post(f"/account/tokens/{token_id.group(1)}/revoke", data={"csrf": csrf(page)})
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_a_submission_waits_with_its_queue_position(stack: Stack) -> None:
+    client = stack.client()
+    signup(client, "fay@example.com", name="Fay")
+    headers = token_for(client, "fay@example.com")
+    created = client.post(
+        "/api/v1/submissions", json={"exercise": "toy-sum", "source": WRONG}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["state"] == "queued" and body["exercise"] == "toy-sum" and body["kind"] == "submit"
+    page = client.get(f"/submissions/{body['id']}").text
+    assert 'id="live"' in page and "Queued" in page
+    assert jobqueue.queue(stack.redis, "cpu").get_job_ids()  # on the queue
+    empty = client.post("/api/v1/submissions", json={"exercise": "toy-sum", "source": "  "}, headers=headers)
+    assert empty.status_code == 422 and empty.json()["detail"] == "the submission is empty"
+    for _ in range(2):
+        client.post("/api/v1/submissions", json={"exercise": "toy-sum", "source": WRONG}, headers=headers)
+    too_many = client.post(
+        "/api/v1/submissions", json={"exercise": "toy-sum", "source": WRONG}, headers=headers
+    )
+    assert too_many.status_code == 429 and "3 submissions waiting" in too_many.json()["detail"]
+    unknown = client.post("/api/v1/submissions", json={"exercise": "nope", "source": "x"}, headers=headers)
+    assert unknown.status_code == 404
+
+
+@pytest.fixture(scope="module")
+def grading(stack: Stack) -> Iterator[worker.WorkerContext]:
+    """A worker's context in this process: jobs are run by calling them."""
+    ctx = worker.WorkerContext.from_settings(stack.settings)
+    worker._context = ctx
+    yield ctx
+    worker._context = None
+    ctx.backend.close()
+
+
+def grade_queued(stack: Stack, ctx: worker.WorkerContext) -> list[str]:
+    """Run every job waiting on the cpu queue, as a worker would."""
+    outcomes = []
+    q = jobqueue.queue(stack.redis, "cpu")
+    while (job := q.dequeue_any([q], None, connection=stack.redis, serializer=q.serializer)) is not None:
+        found, _ = job
+        kwargs = found.kwargs
+        if "package_id" in kwargs:
+            outcomes.append(worker.validate_job(**kwargs))
+        else:
+            outcomes.append(worker.grade_attempt(ctx, kwargs["submission_id"], kwargs["attempt"]))
+    return outcomes
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_fail_then_pass_then_the_next_concept_unlocks(stack: Stack, grading: worker.WorkerContext) -> None:
+    stack.redis.flushall()
+    client = stack.client()
+    signup(client, "gus@example.com", name="Gus")
+    headers = token_for(client, "gus@example.com")
+    public = client.post(
+        "/api/v1/submissions",
+        json={"exercise": "toy-sum", "source": SOLUTION, "kind": "public"},
+        headers=headers,
+    ).json()
+    wrong = client.post(
+        "/api/v1/submissions", json={"exercise": "toy-sum", "source": WRONG}, headers=headers
+    ).json()
+    assert grade_queued(stack, grading) == ["passed", "failed"]
+
+    done = client.get(f"/api/v1/submissions/{public['id']}", headers=headers).json()
+    assert done["status"] == "passed" and done["kind"] == "public"
+    assert done["verdict"]["performance"] == []  # public tests only
+    assert {t["visibility"] for t in done["verdict"]["tests"]} == {"public"}
+    # a public-test pass does not count
+    assert re.search(r'data-slug="guarded-sum" data-status="locked"', client.get("/concepts").text)
+
+    failed_page = client.get(f"/submissions/{wrong['id']}").text
+    assert 'id="verdict-status">Failed<' in failed_page
+    assert 'id="unlocked"' not in failed_page
+
+    page = client.get("/concepts/toy-sum").text
+    posted = client.post(
+        "/concepts/toy-sum/submissions", data={"csrf": csrf(page), "source": SOLUTION, "kind": "submit"}
+    )
+    assert posted.status_code == 303
+    submission_id = int(posted.headers["location"].rsplit("/", 1)[1])
+    assert grade_queued(stack, grading) == ["passed"]
+    passed_page = client.get(f"/submissions/{submission_id}").text
+    assert 'id="verdict-status">Passed<' in passed_page
+    assert 'id="unlocked"' in passed_page and 'href="/concepts/guarded-sum"' in passed_page
+    assert 'id="perf-chart"' in passed_page
+    api = client.get(f"/api/v1/submissions/{submission_id}", headers=headers).json()
+    assert api["unlocked"] == ["guarded-sum"]
+    assert re.search(r'data-slug="guarded-sum" data-status="unlocked"', client.get("/concepts").text)
+    assert re.search(r'data-slug="toy-sum" data-status="passed"', client.get("/concepts").text)
+    with client.stream("GET", f"/api/v1/submissions/{submission_id}/events", headers=headers) as events:
+        text = events.read().decode()
+    assert (
+        "event: state" in text
+        and f'event: done\ndata: {{"submission": {submission_id}, "status": "passed"}}' in text
+    )
+
+    # the instructor regrades it: a new attempt, graded again, the verdict replaced
+    instructor = accounts.create_user(
+        grading.factory, "teach@example.com", "correct horse", "Teach", role=Role.INSTRUCTOR
+    )
+    assert instructor.role == "instructor"
+    teacher = token_for(stack.client(), "teach@example.com")
+    regraded = client.post(
+        "/api/v1/instructor/regrade", json={"submission_ids": [submission_id, 999999]}, headers=teacher
+    )
+    assert regraded.json() == {"queued": 1}
+    assert (
+        client.post(
+            "/api/v1/instructor/regrade", json={"submission_ids": [submission_id]}, headers=headers
+        ).status_code
+        == 403
+    )
+    assert grade_queued(stack, grading) == ["passed"]
+    with grading.factory() as session:
+        row = session.get(Submission, submission_id)
+        assert row is not None and row.attempt == 2 and row.status == "passed"
+        assert [a.outcome for a in row.attempts] == ["passed", "passed"]
+    cohort = client.get("/api/v1/instructor/cohort", headers=teacher).json()
+    gus = next(s for s in cohort["students"] if s["email"] == "gus@example.com")
+    assert gus["concepts"]["toy-sum"] == {"passed": True, "attempts": 2, "last_status": "passed"}
+    stats = {c["slug"]: c for c in cohort["concepts"]}
+    assert stats["toy-sum"]["median_attempts"] == 2
+
+
+def package_zip(root: Path, slug: str, readme_suffix: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for base, prefix in (
+            (root / "exercises" / slug, "exercise"),
+            (root / "solutions" / slug, "solutions"),
+        ):
+            for path in sorted(base.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    data = path.read_bytes()
+                    if path.name == "README.md" and prefix == "exercise":
+                        data += readme_suffix.encode()
+                    archive.writestr(f"{prefix}/{path.relative_to(base)}", data)
+    return buffer.getvalue()
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_an_uploaded_version_is_validated_then_published(stack: Stack, grading: worker.WorkerContext) -> None:
+    stack.redis.flushall()
+    client = stack.client()
+    accounts.create_user(grading.factory, "prof@example.com", "correct horse", "Prof", role=Role.INSTRUCTOR)
+    signup(client, "hal@example.com", name="Hal")
+    student = token_for(client, "hal@example.com")
+    teacher = token_for(client, "prof@example.com")
+    before = client.get("/api/v1/submissions", headers=student)
+    assert before.status_code == 200
+    old = client.post(
+        "/api/v1/submissions", json={"exercise": "toy-sum", "source": SOLUTION}, headers=student
+    ).json()
+
+    data = package_zip(stack.root / "catalog", "toy-sum", "\nA new paragraph in version two.\n")
+    refused = client.post("/api/v1/instructor/packages", files={"file": ("x.zip", data)}, headers=student)
+    assert refused.status_code == 403
+    uploaded = client.post("/api/v1/instructor/packages", files={"file": ("toy.zip", data)}, headers=teacher)
+    assert uploaded.status_code == 201, uploaded.text
+    package = uploaded.json()
+    assert package["state"] == "queued" and package["slug"] == "toy-sum" and package["origin"] == "upload"
+    again = client.post("/api/v1/instructor/packages", files={"file": ("toy.zip", data)}, headers=teacher)
+    assert again.status_code == 409
+    early = client.post(f"/api/v1/instructor/packages/{package['id']}/publish", headers=teacher)
+    assert early.status_code == 409 and "only a validated package" in early.json()["detail"]
+
+    outcomes = grade_queued(stack, grading)
+    assert sorted(outcomes) == ["passed", "valid"]
+    validated = client.get(f"/api/v1/instructor/packages/{package['id']}", headers=teacher).json()
+    assert validated["state"] == "valid", validated["message"]
+    subjects = [c["subject"] for c in validated["report"]["checks"]]
+    assert subjects[:2] == ["reference", "skeleton"] and len(subjects) == 2 + 3  # three wrong variants
+
+    assert "A new paragraph in version two." not in client.get("/concepts/toy-sum").text
+    published = client.post(f"/api/v1/instructor/packages/{package['id']}/publish", headers=teacher)
+    assert published.status_code == 200 and published.json()["state"] == "published"
+    assert "A new paragraph in version two." in client.get("/concepts/toy-sum").text
+    new = client.post(
+        "/api/v1/submissions", json={"exercise": "toy-sum", "source": SOLUTION}, headers=student
+    ).json()
+    assert new["exercise_version"] == package["version"] != old["exercise_version"]
+    assert grade_queued(stack, grading) == ["passed"]
+    with grading.factory() as session:
+        graded = session.get(Submission, new["id"])
+        assert graded is not None and graded.verdict is not None
+        assert graded.verdict["provenance"]["exercise_version"] == package["version"]
+        stored = session.get(ExercisePackage, package["id"])
+        assert stored is not None and (stack.settings.data_dir / str(stored.path)).is_dir()
+
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("../evil.py", "print('x')")
+    refused_zip = client.post(
+        "/api/v1/instructor/packages", files={"file": ("bad.zip", bad.getvalue())}, headers=teacher
+    )
+    assert refused_zip.status_code == 422 and ".." in refused_zip.json()["detail"]
+
+
+def test_sessions_are_signed_and_the_key_is_kept(stack: Stack) -> None:
+    key = stack.settings.data_dir / "secret_key"
+    assert key.is_file() and oct(key.stat().st_mode & 0o777) == "0o600"
+    client = stack.client()
+    signup(client, "ivy@example.com", name="Ivy")
+    cookie = client.cookies.get("grader_session")
+    assert cookie
+    forged = stack.client()
+    forged.cookies.set("grader_session", cookie[:-4] + "AAAA")
+    assert forged.get("/concepts").status_code == 303
+    second = create_app(stack.settings)  # a restart keeps sessions valid
+    restarted = TestClient(second, follow_redirects=False)
+    restarted.cookies.set("grader_session", cookie)
+    assert restarted.get("/concepts").status_code == 200
