@@ -15,10 +15,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/account")
 def account(request: Request, user: PageUser, web: WebDep) -> Response:
-    new_token = request.session.pop("new_token", None)
-    return render(
-        request, "account.html", tokens=accounts.tokens_of(web.factory, user.id), new_token=new_token
-    )
+    return render(request, "account.html", tokens=accounts.tokens_of(web.factory, user.id), new_token=None)
 
 
 @router.post("/account/tokens", dependencies=[Csrf])
@@ -26,8 +23,10 @@ def new_token(
     request: Request, user: PageUser, web: WebDep, name: Annotated[str, Form(max_length=100)] = "token"
 ) -> Response:
     _, token = accounts.create_token(web.factory, user.id, name)
-    request.session["new_token"] = token  # shown once, on the next page
-    return RedirectResponse("/account", status_code=303)
+    # shown once, on this response only (never kept in the session cookie)
+    return render(
+        request, "account.html", 201, tokens=accounts.tokens_of(web.factory, user.id), new_token=token
+    )
 
 
 @router.post("/account/tokens/{token_id}/revoke", dependencies=[Csrf])

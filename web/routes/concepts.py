@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from grader.store import User
 from web import markdown, services
 from web.concepts import ConceptStatus
-from web.deps import Csrf, PageUser, WebDep, flash, render
+from web.deps import Csrf, PageUser, WebDep, render
+from web.services import Web
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,16 +26,28 @@ def concept_map(request: Request, user: PageUser, web: WebDep) -> Response:
 
 @router.get("/concepts/{slug}")
 def concept_page(request: Request, slug: str, user: PageUser, web: WebDep) -> Response:
+    return _concept(request, slug, user, web)
+
+
+def _concept(
+    request: Request,
+    slug: str,
+    user: User,
+    web: Web,
+    *,
+    source: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
     exercise = web.exercise(slug)
     card = services.card_for(web, user, slug)
     history = services.history(web.factory, user.id, slug)
-    draft = request.session.pop("draft", None)
-    source = draft if isinstance(draft, str) else None
     if source is None:
         source = history[0].source.decode("utf-8", "replace") if history else exercise.skeleton.read_text()
     return render(
         request,
         "concept.html",
+        status,
         exercise=exercise,
         card=card,
         locked=card.status is ConceptStatus.LOCKED,
@@ -42,6 +56,7 @@ def concept_page(request: Request, slug: str, user: PageUser, web: WebDep) -> Re
         skeleton=exercise.skeleton.read_text(encoding="utf-8"),
         public_tests=exercise.public_tests.read_text(encoding="utf-8"),
         history=history,
+        error=error,
     )
 
 
@@ -65,7 +80,6 @@ async def submit(
     except services.ServiceError as exc:
         if exc.status == 404:
             raise
-        request.session["draft"] = source[:200_000]  # keep what the learner wrote
-        flash(request, exc.message, "error")
-        return RedirectResponse(f"/concepts/{slug}", status_code=303)
+        # the page again, with the reason and what the learner wrote
+        return _concept(request, slug, user, web, source=source, error=exc.message, status=exc.status)
     return RedirectResponse(f"/submissions/{row.id}", status_code=303)
