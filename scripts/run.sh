@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets everything up, shows the curriculum, and grades a sample submission in the sandbox.
+# Sets everything up, then starts the grader on this machine: the web app, its grading workers
+# and a private Redis, with state in ./var/ (`grader serve`; options such as --port or --workers
+# are passed on). It prints the URL and, on the first run, the demo logins. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/grader exercise list
-.venv/bin/grader grade causal-masking examples/submissions/attention.py "$@"
+exec .venv/bin/grader serve "$@"

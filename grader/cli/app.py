@@ -56,7 +56,7 @@ def handled(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CliError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False)
+            err.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.code) from None
 
     return wrapper  # type: ignore[return-value]
