@@ -6,18 +6,19 @@ from __future__ import annotations
 import datetime
 import hmac
 import secrets
-from pathlib import Path
+from collections.abc import AsyncIterator
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.templating import Jinja2Templates
 
 from grader.store import Role, User
 from web import accounts
 from web.services import Web
 
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+templates = Jinja2Templates(directory=FilePath(__file__).resolve().parent / "templates")
 
 
 class LoginRequired(Exception):
@@ -82,13 +83,24 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-async def check_csrf(request: Request) -> None:
-    """Forms carry the session's CSRF token; a POST without the right one is refused."""
+async def check_csrf(request: Request) -> AsyncIterator[None]:
+    """Forms carry the session's CSRF token; a POST without the right one is refused. Files in
+    the form are closed when the request ends, also on routes that take no file."""
     form = await request.form()
-    sent = form.get("csrf")
-    expected = request.session.get("csrf")
-    if not isinstance(sent, str) or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
-        raise HTTPException(403, "The form expired or came from elsewhere: reload the page and try again.")
+    try:
+        sent = form.get("csrf")
+        expected = request.session.get("csrf")
+        if (
+            not isinstance(sent, str)
+            or not isinstance(expected, str)
+            or not hmac.compare_digest(sent, expected)
+        ):
+            raise HTTPException(
+                403, "The form expired or came from elsewhere: reload the page and try again."
+            )
+        yield
+    finally:
+        await form.close()
 
 
 def api_user(
@@ -119,6 +131,9 @@ TeacherPage = Annotated[User, Depends(teacher_page_user)]
 ApiUser = Annotated[User, Depends(api_user)]
 ApiTeacher = Annotated[User, Depends(api_teacher)]
 Csrf = Depends(check_csrf)
+MAX_ID = 2**63 - 1  # the largest integer key a database column holds
+# an id in a path: anything else is "not found" (422) before it reaches the database
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Any:

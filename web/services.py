@@ -360,7 +360,10 @@ def queue_overview(web: Web) -> dict[str, Any]:
     ]
     with web.factory() as session:
         states = dict(
-            session.execute(select(Submission.state, func.count()).group_by(Submission.state)).tuples().all()
+            (state, count)
+            for state, count in session.execute(
+                select(Submission.state, func.count()).group_by(Submission.state)
+            ).all()
         )
         failures = list(
             session.scalars(
@@ -452,7 +455,7 @@ def versions_of(web: Web, slug: str) -> list[tuple[ExerciseVersion, int]]:
                 .where(ExerciseVersion.slug == slug)
                 .group_by(ExerciseVersion.id)
                 .order_by(ExerciseVersion.created_at.desc())
-            ).tuples()
+            ).all()
         ]
 
 

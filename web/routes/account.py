@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from web import accounts
-from web.deps import Csrf, PageUser, WebDep, flash, render
+from web.deps import Csrf, Id, PageUser, WebDep, flash, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,7 +30,7 @@ def new_token(
 
 
 @router.post("/account/tokens/{token_id}/revoke", dependencies=[Csrf])
-def revoke(request: Request, token_id: int, user: PageUser, web: WebDep) -> Response:
+def revoke(request: Request, token_id: Id, user: PageUser, web: WebDep) -> Response:
     if accounts.revoke_token(web.factory, user.id, token_id):
         flash(request, "Token revoked.")
     return RedirectResponse("/account", status_code=303)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from grader.store import ExercisePackage, Submission, User
 from web import accounts, progress, services
-from web.deps import ApiTeacher, ApiUser, WebDep
+from web.deps import MAX_ID, ApiTeacher, ApiUser, Id, WebDep
 from web.routes.submissions import SSE_HEADERS
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -95,7 +95,7 @@ class SubmissionOut(BaseModel):
     attempt: int
     created_at: datetime.datetime
     finished_at: datetime.datetime | None
-    user_id: int | None
+    user_id: Id | None
     url: str
     verdict: dict[str, Any] | None = None
     unlocked: list[str] = Field(default_factory=list, description="Concepts this pass unlocked")
@@ -205,7 +205,7 @@ def list_submissions(
 
 
 @router.get("/submissions/{submission_id}", response_model=SubmissionOut, responses=ERRORS)
-def get_submission(submission_id: int, user: ApiUser, web: WebDep) -> SubmissionOut:
+def get_submission(submission_id: Id, user: ApiUser, web: WebDep) -> SubmissionOut:
     """A submission with its verdict once graded."""
     row = services.visible_submission(web, user, submission_id)
     unlocked = [c.slug for c in services.unlocked_by(web, user, row)]
@@ -216,7 +216,7 @@ def get_submission(submission_id: int, user: ApiUser, web: WebDep) -> Submission
     "/submissions/{submission_id}/events",
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
-def submission_events(request: Request, submission_id: int, user: ApiUser, web: WebDep) -> StreamingResponse:
+def submission_events(request: Request, submission_id: Id, user: ApiUser, web: WebDep) -> StreamingResponse:
     """Server-sent events: `state` (queue position), `progress` (running test k of n), `done`."""
     services.visible_submission(web, user, submission_id)
     return StreamingResponse(
@@ -228,7 +228,7 @@ def submission_events(request: Request, submission_id: int, user: ApiUser, web: 
 
 
 class RegradeIn(BaseModel):
-    submission_ids: list[int] = Field(min_length=1, max_length=1000)
+    submission_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=1000)
     live_version: bool = Field(default=True, description="Grade against the exercise's current version")
 
 
@@ -355,7 +355,7 @@ async def upload(user: ApiTeacher, web: WebDep, file: Annotated[UploadFile, File
 
 
 @router.get("/instructor/packages/{package_id}", response_model=PackageOut, responses=TEACHER_ERRORS)
-def package(package_id: int, user: ApiTeacher, web: WebDep) -> PackageOut:
+def package(package_id: Id, user: ApiTeacher, web: WebDep) -> PackageOut:
     return _package(services.get_package(web, package_id))
 
 
@@ -364,6 +364,6 @@ def package(package_id: int, user: ApiTeacher, web: WebDep) -> PackageOut:
     response_model=PackageOut,
     responses={**TEACHER_ERRORS, 409: {"model": ErrorOut}},
 )
-def publish(package_id: int, user: ApiTeacher, web: WebDep) -> PackageOut:
+def publish(package_id: Id, user: ApiTeacher, web: WebDep) -> PackageOut:
     """Make a validated package the version students see."""
     return _package(services.publish(web, package_id))

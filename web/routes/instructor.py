@@ -15,14 +15,14 @@ from sqlalchemy import update
 from grader.library import exercise_folders
 from grader.store import User, transaction
 from web import services
-from web.deps import Csrf, TeacherPage, WebDep, flash, render
+from web.deps import MAX_ID, Csrf, Id, TeacherPage, WebDep, flash, render
 
 router = APIRouter(prefix="/instructor", include_in_schema=False)
 MAX_ZIP = 20 * 1024 * 1024
 
 
 @router.get("")
-def home() -> Response:
+def home(user: TeacherPage) -> Response:
     return RedirectResponse("/instructor/exercises", status_code=303)
 
 
@@ -90,7 +90,7 @@ async def upload(
 
 
 @router.get("/packages/{package_id}")
-def package(request: Request, package_id: int, user: TeacherPage, web: WebDep) -> Response:
+def package(request: Request, package_id: Id, user: TeacherPage, web: WebDep) -> Response:
     row = services.get_package(web, package_id)
     files: list[tuple[str, str]] = []
     if row.path:
@@ -109,13 +109,13 @@ def package(request: Request, package_id: int, user: TeacherPage, web: WebDep) -
 
 
 @router.get("/packages/{package_id}/state")
-def package_state(package_id: int, user: TeacherPage, web: WebDep) -> Response:
+def package_state(package_id: Id, user: TeacherPage, web: WebDep) -> Response:
     row = services.get_package(web, package_id)
     return JSONResponse({"id": row.id, "state": row.state, "message": row.message})
 
 
 @router.post("/packages/{package_id}/publish", dependencies=[Csrf])
-def publish(request: Request, package_id: int, user: TeacherPage, web: WebDep) -> Response:
+def publish(request: Request, package_id: Id, user: TeacherPage, web: WebDep) -> Response:
     try:
         row = services.publish(web, package_id)
         flash(request, f"Published: students now see this version of {row.slug}.")
@@ -127,7 +127,7 @@ def publish(request: Request, package_id: int, user: TeacherPage, web: WebDep) -
 
 
 @router.post("/packages/{package_id}/validate", dependencies=[Csrf])
-def revalidate(request: Request, package_id: int, user: TeacherPage, web: WebDep) -> Response:
+def revalidate(request: Request, package_id: Id, user: TeacherPage, web: WebDep) -> Response:
     from grader.jobs import packages as jobpackages
     from grader.jobs import queue as jobqueue
 
@@ -150,7 +150,7 @@ def cohort(request: Request, user: TeacherPage, web: WebDep) -> Response:
 @router.post("/users/{user_id}/plan", dependencies=[Csrf])
 def set_plan(
     request: Request,
-    user_id: int,
+    user_id: Id,
     user: TeacherPage,
     web: WebDep,
     plan: Annotated[str, Form(pattern="^(free|pro)$")] = "free",
@@ -200,7 +200,7 @@ async def regrade(request: Request, user: TeacherPage, web: WebDep) -> Response:
     form = await request.form()
     ids = []
     for value in form.getlist("ids"):
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isdigit() and 0 < int(value) <= MAX_ID:
             ids.append(int(value))
     if not ids:
         flash(request, "Select the submissions to regrade.", "error")

@@ -9,7 +9,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from grader.verdict import Verdict
 from web import progress, services
-from web.deps import PageUser, WebDep, render
+from web.deps import Id, PageUser, WebDep, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,7 +37,7 @@ def perf_chart(verdict: Verdict) -> list[dict[str, Any]]:
 
 
 @router.get("/submissions/{submission_id}")
-def submission_page(request: Request, submission_id: int, user: PageUser, web: WebDep) -> Response:
+def submission_page(request: Request, submission_id: Id, user: PageUser, web: WebDep) -> Response:
     row = services.visible_submission(web, user, submission_id)
     verdict = Verdict.model_validate(row.verdict) if row.verdict else None
     slug = row.exercise_version.slug
@@ -63,7 +63,7 @@ def submission_page(request: Request, submission_id: int, user: PageUser, web: W
 
 
 @router.get("/submissions/{submission_id}/events")
-def submission_events(request: Request, submission_id: int, user: PageUser, web: WebDep) -> Response:
+def submission_events(request: Request, submission_id: Id, user: PageUser, web: WebDep) -> Response:
     services.visible_submission(web, user, submission_id)
     return StreamingResponse(
         progress.stream(web, request, submission_id), media_type="text/event-stream", headers=SSE_HEADERS
