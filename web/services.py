@@ -574,7 +574,7 @@ def publish(web: Web, package_id: int) -> ExercisePackage:
         row.state = PackageState.PUBLISHED
         row.published_at = utcnow()
     catalog = web.catalog()
-    if package_id and row.slug not in catalog.exercises:  # it failed to join the catalog
+    if row.slug not in catalog.exercises:  # it failed to join the catalog
         problems = catalog.broken.get(row.slug, ["unknown problem"])
         with transaction(web.factory) as session:
             stored = session.get(ExercisePackage, package_id)
