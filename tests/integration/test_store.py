@@ -175,3 +175,34 @@ def test_the_migrations_build_exactly_the_models(database_url: str) -> None:
         drift = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
     assert drift == [], "the models and the migrations disagree: add a migration"
+
+
+def test_first_submissions_to_a_new_version_race_without_an_error(factory, catalog: Catalog) -> None:  # type: ignore[no-untyped-def]
+    """Many learners submit at once to an exercise version nobody submitted to yet: each is
+    stored, and the version (and each new user name) gets one row."""
+    from grader.store import ExerciseVersion, User
+
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+    made: list[int] = []
+
+    def submit(n: int) -> None:
+        barrier.wait()
+        try:
+            row = submissions.create(
+                factory, catalog.get("quick-sum"), b"x = 1", "rows.py", user=f"learner-{n % 2}"
+            )
+            made.append(row.id)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(made)) == 8
+    with factory() as session:
+        assert len(session.scalars(select(ExerciseVersion)).all()) == 1
+        assert sorted(u.name for u in session.scalars(select(User))) == ["learner-0", "learner-1"]
