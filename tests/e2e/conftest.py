@@ -190,7 +190,9 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+# Package scope: the server, its worker and Playwright (whose sync API keeps an event loop
+# running in the main thread) end with the browser tests, before any other test runs.
+@pytest.fixture(scope="package")
 def server(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     redis = RedisServer()
     redis.start()
@@ -257,7 +259,7 @@ def server(artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         pytest.fail("; ".join(problems))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
