@@ -98,10 +98,12 @@ def authenticate(factory: sessionmaker[Session], email: str, password: str) -> U
     if not _verify(user.password_hash, password):
         return None
     if _hasher.check_needs_rehash(user.password_hash):
+        rehashed = _hasher.hash(password)
         with transaction(factory) as session:
             stored = session.get(User, user.id)
             if stored is not None:
-                stored.password_hash = _hasher.hash(password)
+                stored.password_hash = rehashed
+        user.password_hash = rehashed  # the session records the hash now stored
     return user
 
 

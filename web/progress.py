@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -42,12 +43,12 @@ async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterato
     pubsub = None
     client = None
     try:
-        client = aioredis.Redis.from_url(web.settings.redis_url, socket_connect_timeout=3)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(jobqueue.channel(submission_id))
-    except (RedisError, OSError, ValueError):
-        pubsub = None  # the database alone still tells when it is done
-    try:
+        try:
+            client = aioredis.Redis.from_url(web.settings.redis_url, socket_connect_timeout=3)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(jobqueue.channel(submission_id))
+        except (RedisError, OSError, ValueError):
+            pubsub = None  # the database alone still tells when it is done
         row = await asyncio.to_thread(_load, web, submission_id)
         if row is None:
             return
@@ -96,9 +97,11 @@ async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterato
                 yield ": keepalive\n\n"
                 last_sent = now
     finally:
-        if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        # a client that went away cancels this generator: close Redis even so
+        with anyio.CancelScope(shield=True):
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()

@@ -20,6 +20,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.catalog import Catalog, Exercise, UnknownExercise
@@ -28,7 +29,16 @@ from grader.jobs import queue as jobqueue
 from grader.jobs import submissions
 from grader.library import Library, package_root
 from grader.settings import Settings
-from grader.store import ExercisePackage, ExerciseVersion, PackageState, Role, Submission, User, transaction
+from grader.store import (
+    Attempt,
+    ExercisePackage,
+    ExerciseVersion,
+    PackageState,
+    Role,
+    Submission,
+    User,
+    transaction,
+)
 from grader.store.models import utcnow
 from web.concepts import ConceptCard, ConceptStatus, Plan, TrackView, card, concept_map, newly_unlocked
 
@@ -86,14 +96,23 @@ def plan_of(user: User) -> Plan:
 
 
 def passed_slugs(factory: sessionmaker[Session], user_id: int) -> set[str]:
+    """Concepts the learner passed: a submission whose verdict is a pass, or any attempt of one
+    that passed (a regrade, pending or failing, never takes a pass away)."""
     with factory() as session:
-        rows = session.execute(
+        now = session.execute(
             select(ExerciseVersion.slug)
             .join(Submission, Submission.exercise_version_id == ExerciseVersion.id)
             .where(Submission.user_id == user_id, Submission.kind == "submit", Submission.status == "passed")
             .distinct()
         ).all()
-    return {slug for (slug,) in rows}
+        before = session.execute(
+            select(ExerciseVersion.slug)
+            .join(Submission, Submission.exercise_version_id == ExerciseVersion.id)
+            .join(Attempt, Attempt.submission_id == Submission.id)
+            .where(Submission.user_id == user_id, Submission.kind == "submit", Attempt.outcome == "passed")
+            .distinct()
+        ).all()
+    return {slug for (slug,) in [*now, *before]}
 
 
 def concepts_for(web: Web, user: User) -> list[TrackView]:
@@ -509,19 +528,22 @@ def upload(web: Web, user: User, data: bytes) -> ExercisePackage:
     finally:
         shutil.rmtree(staging.parent, ignore_errors=True)
     redis = web.redis()
-    with transaction(web.factory) as session:
-        row = ExercisePackage(
-            slug=package.slug,
-            version=package.version,
-            title=package.exercise.spec.title,
-            origin="upload",
-            path=str(final.relative_to(web.settings.data_dir)),
-            uploaded_by=user.id,
-            state=PackageState.QUEUED,
-        )
-        session.add(row)
-        session.flush()
-        row.job_id = jobpackages.new_job_id(row.id)
+    try:
+        with transaction(web.factory) as session:
+            row = ExercisePackage(
+                slug=package.slug,
+                version=package.version,
+                title=package.exercise.spec.title,
+                origin="upload",
+                path=str(final.relative_to(web.settings.data_dir)),
+                uploaded_by=user.id,
+                state=PackageState.QUEUED,
+            )
+            session.add(row)
+            session.flush()
+            row.job_id = jobpackages.new_job_id(row.id)
+    except IntegrityError:  # the same zip, uploaded twice at once
+        raise ServiceError(409, f"this exact version of {package.slug} was uploaded already") from None
     jobqueue.enqueue_validation(redis, row.id, row.job_id)
     return row
 
@@ -565,7 +587,8 @@ def publish(web: Web, package_id: int) -> ExercisePackage:
         row = session.get(ExercisePackage, package_id)
         if row is None:
             raise NotFound(f"package {package_id}")
-        if row.state == PackageState.PUBLISHED:
+        if row.state == PackageState.PUBLISHED:  # published before: make it the live one again
+            row.published_at = utcnow()
             return row
         if row.state != PackageState.VALID:
             raise ServiceError(409, f"only a validated package can be published; this one is {row.state}")

@@ -4,10 +4,11 @@ instructor may publish it. Each step is a compare-and-set on the package's state
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.store import ExercisePackage, PackageState, transaction
@@ -51,8 +52,8 @@ def finish(
 
 
 def requeue(factory: sessionmaker[Session], package_id: int) -> str | None:
-    """Validate again (after an error, or a worker lost mid-validation); the new job id, or None
-    when the package is published or already waiting."""
+    """Validate again (after an error, a lost job, or a worker lost mid-validation); the new job
+    id, or None when the package is published."""
     job_id = new_job_id(package_id)
     with transaction(factory) as session:
         result = session.execute(
@@ -60,9 +61,28 @@ def requeue(factory: sessionmaker[Session], package_id: int) -> str | None:
             .where(
                 ExercisePackage.id == package_id,
                 ExercisePackage.state.in_(
-                    (PackageState.VALIDATING, PackageState.ERROR, PackageState.INVALID, PackageState.VALID)
+                    (
+                        PackageState.QUEUED,
+                        PackageState.VALIDATING,
+                        PackageState.ERROR,
+                        PackageState.INVALID,
+                        PackageState.VALID,
+                    )
                 ),
             )
             .values(state=PackageState.QUEUED, job_id=job_id, report=None, message=None)
         )
         return job_id if result.rowcount else None  # type: ignore[attr-defined]
+
+
+def lost(factory: sessionmaker[Session], older_than_s: float) -> list[int]:
+    """Packages queued for validation longer than `older_than_s` (their job may be gone)."""
+    cutoff = utcnow() - datetime.timedelta(seconds=older_than_s)
+    with factory() as session:
+        return list(
+            session.scalars(
+                select(ExercisePackage.id).where(
+                    ExercisePackage.state == PackageState.QUEUED, ExercisePackage.created_at < cutoff
+                )
+            )
+        )

@@ -294,6 +294,17 @@ def reconcile(ctx: WorkerContext) -> dict[str, int]:
             jobqueue.enqueue(ctx.redis, name, submission_id, attempt, new_id)
             counts["requeued"] += 1
             log.warning("submission %s: its job was lost; enqueued again", submission_id)
+    for package_id in packages.lost(ctx.factory, older_than_s=grace):
+        with ctx.factory() as session:
+            row = session.get(ExercisePackage, package_id)
+            waiting = row.job_id if row is not None else None
+        if waiting and jobqueue.job_alive(ctx.redis, waiting):
+            continue
+        package_job = packages.requeue(ctx.factory, package_id)
+        if package_job is not None:
+            jobqueue.enqueue_validation(ctx.redis, package_id, package_job)
+            counts["requeued"] += 1
+            log.warning("exercise package %s: its validation job was lost; enqueued again", package_id)
     return counts
 
 

@@ -96,7 +96,10 @@ class ExercisePackage(Base):
     directory and validated through the queue before it can be published."""
 
     __tablename__ = "exercise_packages"
-    __table_args__ = (Index("ix_exercise_packages_slug", "slug"),)
+    __table_args__ = (
+        Index("ix_exercise_packages_slug", "slug"),
+        UniqueConstraint("slug", "version", name="uq_exercise_packages_slug_version"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(100))

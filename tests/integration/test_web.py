@@ -8,6 +8,7 @@ The curriculum here is the toy catalog (fast gradings) with `guarded-sum` made t
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 import shutil
@@ -281,6 +282,8 @@ def test_fail_then_pass_then_the_next_concept_unlocks(stack: Stack, grading: wor
         "/api/v1/instructor/regrade", json={"submission_ids": [submission_id, 999999]}, headers=teacher
     )
     assert regraded.json() == {"queued": 1}
+    # while the regrade waits, the concept stays passed (a pass is never taken away)
+    assert re.search(r'data-slug="toy-sum" data-status="passed"', client.get("/concepts").text)
     assert (
         client.post(
             "/api/v1/instructor/regrade", json={"submission_ids": [submission_id]}, headers=headers
@@ -388,3 +391,32 @@ def test_sessions_are_signed_and_the_key_is_kept(stack: Stack) -> None:
     restarted = TestClient(second, follow_redirects=False)
     restarted.cookies.set("grader_session", cookie)
     assert restarted.get("/concepts").status_code == 200
+
+
+def test_a_package_whose_validation_job_was_lost_is_queued_again(
+    stack: Stack, grading: worker.WorkerContext
+) -> None:
+    stack.redis.flushall()
+    client = stack.client()
+    accounts.create_user(grading.factory, "dean@example.com", "correct horse", "Dean", role=Role.INSTRUCTOR)
+    teacher = token_for(client, "dean@example.com")
+    data = package_zip(stack.root / "catalog", "guarded-sum", "\nAnother version.\n")
+    package = client.post(
+        "/api/v1/instructor/packages", files={"file": ("g.zip", data)}, headers=teacher
+    ).json()
+    assert package["state"] == "queued"
+    stack.redis.flushall()  # Redis restarted without persistence: the job is gone
+    with grading.factory() as session:
+        row = session.get(ExercisePackage, package["id"])
+        assert row is not None
+        row.created_at = row.created_at - datetime.timedelta(minutes=5)
+        old_job = row.job_id
+        session.commit()
+    counts = worker.reconcile(grading)  # (also requeues earlier tests' queued submissions)
+    assert counts["requeued"] >= 1
+    with grading.factory() as session:
+        row = session.get(ExercisePackage, package["id"])
+        assert row is not None and row.state == "queued" and row.job_id != old_job
+        assert row.job_id in jobqueue.queue(stack.redis, "cpu").get_job_ids()
+    assert worker.reconcile(grading)["requeued"] == 0  # waiting again: left alone
+    stack.redis.flushall()

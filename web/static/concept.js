@@ -12,6 +12,10 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!area) return;
   const form = document.getElementById("submit-form");
   const key = "draft:" + location.pathname;
+  try {  // what was typed here before and not submitted
+    const draft = localStorage.getItem(key);
+    if (draft !== null && !document.getElementById("submit-error")) area.value = draft;
+  } catch (e) { /* private mode */ }
   let editor = null;
   if (window.CodeMirror) {
     editor = window.CodeMirror.fromTextArea(area, {

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("published_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(["uploaded_by"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("slug", "version", name="uq_exercise_packages_slug_version"),
     )
     with op.batch_alter_table("exercise_packages", schema=None) as batch_op:
         batch_op.create_index("ix_exercise_packages_slug", ["slug"], unique=False)
