@@ -33,9 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grader.store import Role, make_engine, sessions, upgrade
 from grader.store.db import default_url
-from sandbox import cgroups
-from sandbox.policy import SANDBOX_UID
-from tests.services import RedisServer
+from tests.services import RedisServer, sandbox_strays
 from web import accounts
 
 # Playwright is told where the browser is; this keeps it from ever fetching one.
@@ -145,22 +143,6 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"the web app did not answer /healthz within {START_TIMEOUT_S:g} s:\n{tail(log)}")
         time.sleep(0.2)
-
-
-def sandbox_strays(worker_pid: int) -> list[int]:
-    """Sandbox processes still alive in the cgroups the worker created."""
-    mine = f"/{cgroups.PARENT}/g{worker_pid}-"
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if (
-                os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID
-                and mine in Path(f"/proc/{entry}/cgroup").read_text()
-            ):
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def stop(process: subprocess.Popen[bytes], name: str) -> str | None:

@@ -7,7 +7,6 @@ stray process."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,9 +20,7 @@ from sqlalchemy import select
 
 from grader.jobs import queue as jobqueue
 from grader.store import Submission, make_engine, sessions
-from sandbox import cgroups
-from sandbox.policy import SANDBOX_UID
-from tests.services import RedisServer, queue_env
+from tests.services import RedisServer, queue_env, sandbox_strays
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -106,24 +103,8 @@ def workers(env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
     yield pool
     pool.stop_all()
     for process in pool.started:  # its sandboxes die with it, within moments
-        gone = lambda pid=process.pid: strays(pid) == []  # noqa: E731
+        gone = lambda pid=process.pid: sandbox_strays(pid) == []  # noqa: E731
         wait_for(gone, "a killed worker's sandbox processes to die", timeout=10)
-
-
-def strays(worker_pid: int) -> list[int]:
-    """Sandbox processes still alive in cgroups that worker created."""
-    mine = f"/{cgroups.PARENT}/g{worker_pid}-"
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if (
-                os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID
-                and mine in Path(f"/proc/{entry}/cgroup").read_text()
-            ):
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
@@ -225,7 +206,9 @@ def test_a_worker_killed_mid_grading_loses_nothing(
     time.sleep(0.5)  # inside the sandbox by now
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    wait_for(lambda: strays(first.pid) == [], "the killed worker's sandbox to die with it", timeout=10)
+    wait_for(
+        lambda: sandbox_strays(first.pid) == [], "the killed worker's sandbox to die with it", timeout=10
+    )
     workers.start()
     wait_for(all_final(db, 2), "both submissions to be graded", timeout=120)
     rows = {row.id: row for row in db()}
