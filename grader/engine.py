@@ -20,9 +20,21 @@ from grader.catalog import Exercise
 from grader.events import Event, EventSink, ignore
 from grader.harness.plugin import GradingPlugin, run_pytest
 from grader.harness.session import GradingSession
+from grader.notebooks.reader import is_notebook
 from grader.pool import WarmPool
 from grader.static import Rejected, check_source
-from grader.verdict import Outcome, Provenance, Status, TestResult, Timings, Verdict, truncate, worst
+from grader.verdict import (
+    NotebookCell,
+    NotebookSource,
+    Outcome,
+    Provenance,
+    Status,
+    TestResult,
+    Timings,
+    Verdict,
+    truncate,
+    worst,
+)
 from sandbox import Sandbox, SandboxError
 from sandbox.base import SandboxUnavailable
 
@@ -62,7 +74,11 @@ def grade(
         graded_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
     limits = exercise.spec.sandbox_limits.to_dict()
+    notebook: NotebookSource | None = None
     try:
+        if is_notebook(filename, raw):
+            notebook, raw = _from_notebook(exercise, raw, filename, size)
+            filename, size = notebook.module, None
         source = check_source(raw, exercise.spec, filename, size)
     except Rejected as exc:
         timings = Timings(static_s=time.perf_counter() - started, total_s=time.perf_counter() - started)
@@ -73,6 +89,7 @@ def grade(
             limits=limits,
             timings=timings,
             provenance=provenance,
+            notebook=notebook,
         )
     static_s = time.perf_counter() - started
     session = GradingSession(
@@ -91,8 +108,34 @@ def grade(
     finally:
         session.close()
     verdict.timings.total_s = time.perf_counter() - started
+    verdict.notebook = notebook
     events(Event("done", verdict.status.label))
     return verdict
+
+
+def _from_notebook(
+    exercise: Exercise, raw: bytes, filename: str, size: int | None
+) -> tuple[NotebookSource, bytes]:
+    """The module a notebook's solution cells make, and how it was made."""
+    from grader.notebooks import module_from_notebook
+
+    try:
+        extraction = module_from_notebook(raw, exercise, filename, size)
+    except Rejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a notebook shaped in a way we did not foresee
+        raise Rejected(
+            f"{filename or 'the notebook'} could not be read as a notebook ({type(exc).__name__})."
+        ) from None
+    cells = [NotebookCell(**vars(cell)) for cell in extraction.cells]
+    source = NotebookSource(
+        filename=filename or "notebook.ipynb",
+        module=extraction.module,
+        mode=extraction.mode,
+        cells=cells,
+        notes=extraction.notes,
+    )
+    return source, extraction.source.encode("utf-8")
 
 
 def _run(

@@ -143,6 +143,23 @@ class Provenance(BaseModel):
     graded_at: str = ""
 
 
+class NotebookCell(BaseModel):
+    number: int  # 1-based position among the notebook's cells
+    role: str  # "solution" | "setup" | "definition"
+    grade_id: str = ""
+    line: int = 0  # where its code starts in the module that was graded
+
+
+class NotebookSource(BaseModel):
+    """How a submitted notebook became the module that was graded."""
+
+    filename: str
+    module: str
+    mode: str  # "nbgrader" (solution cells by metadata) | "names" (cells defining the exercise's names)
+    cells: list[NotebookCell] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class Verdict(BaseModel):
     schema_version: int = SCHEMA_VERSION
     status: Status
@@ -159,6 +176,7 @@ class Verdict(BaseModel):
     limits: dict[str, Any] = Field(default_factory=dict)
     timings: Timings = Field(default_factory=Timings)
     provenance: Provenance
+    notebook: NotebookSource | None = None  # set when the submission was a notebook
 
     @property
     def passed(self) -> bool:

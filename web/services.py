@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import statistics
 import threading
 from collections import Counter, defaultdict
@@ -23,12 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.catalog import Catalog, Exercise, UnknownExercise
+from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise
 from grader.jobs import packages as jobpackages
 from grader.jobs import queue as jobqueue
 from grader.jobs import submissions
 from grader.library import Library, package_root
+from grader.notebooks import is_notebook, module_from_notebook, submission_limit
 from grader.settings import Settings
+from grader.static import Rejected
 from grader.store import (
     Attempt,
     ExercisePackage,
@@ -40,6 +43,7 @@ from grader.store import (
     transaction,
 )
 from grader.store.models import utcnow
+from grader.verdict import NotebookCell, Verdict
 from web.concepts import ConceptCard, ConceptStatus, Plan, TrackView, card, concept_map, newly_unlocked
 
 MAX_ACTIVE_PER_USER = 3  # queued or running submissions one learner may have at once
@@ -125,21 +129,59 @@ def card_for(web: Web, user: User, slug: str) -> ConceptCard:
     return card(exercise, passed=passed_slugs(web.factory, user.id), plan=plan_of(user), order=catalog.order)
 
 
-def submit(web: Web, user: User, slug: str, source: bytes, filename: str, kind: str) -> Submission:
-    """Queue `source` for grading: "submit" runs the hidden tests and the performance checks,
-    "public" only the public tests (quick feedback; it never counts as a pass)."""
-    if kind not in submissions.KINDS:
-        raise ServiceError(422, f"kind must be one of {', '.join(submissions.KINDS)}")
+def unlocked_exercise(web: Web, user: User, slug: str) -> Exercise:
+    """The exercise behind concept `slug`, or 403 when the learner has not unlocked it."""
     exercise = web.exercise(slug)
     concept = card_for(web, user, slug)
     if concept.status is ConceptStatus.LOCKED:
         raise ServiceError(403, f"{exercise.spec.title} is locked: {concept.reason}.")
-    limit = exercise.spec.source_kb * 1024
-    if len(source) > limit:
-        raise ServiceError(413, f"the file is {len(source)} bytes; this exercise takes at most {limit}")
+    return exercise
+
+
+def human_size(n: int) -> str:
+    """A byte count as a person reads it: 900 bytes, 64 KB, 8.5 MB (rounded up, so a file just
+    over a limit never reads as equal to it)."""
+    if n < 1024:
+        return f"{n} bytes"
+    unit, name = (1024, "KB") if n < 1024 * 1024 else (1024 * 1024, "MB")
+    value = math.ceil(n * 10 / unit) / 10
+    return f"{value:g} {name}"
+
+
+def submit(
+    web: Web,
+    user: User,
+    slug: str,
+    source: bytes,
+    filename: str,
+    kind: str,
+    *,
+    size: int | None = None,
+) -> Submission:
+    """Queue `source` for grading: "submit" runs the hidden tests and the performance checks,
+    "public" only the public tests (quick feedback; it never counts as a pass). `filename`
+    decides how it is read: a `.ipynb` is a notebook, graded through its solution cells. `size`
+    is the upload's real size when only its first bytes were read."""
+    if kind not in submissions.KINDS:
+        raise ServiceError(422, f"kind must be one of {', '.join(submissions.KINDS)}")
+    exercise = unlocked_exercise(web, user, slug)
+    filename = Path(filename or "solution.py").name[:255] or "solution.py"
+    limit = submission_limit(exercise.spec.source_kb, filename)
+    real = max(len(source), size or 0)
+    if real > limit:
+        if is_notebook(filename):
+            raise ServiceError(
+                413,
+                f"{filename} is {human_size(real)}; a notebook may be at most {human_size(limit)}. "
+                "Clear its outputs (Edit > Clear All Outputs), save it and upload it again.",
+            )
+        raise ServiceError(
+            413,
+            f"{filename} is {human_size(real)}; {exercise.spec.title} takes files of at most "
+            f"{human_size(limit)}.",
+        )
     if not source.strip():
         raise ServiceError(422, "the submission is empty")
-    filename = Path(filename or "solution.py").name[:255] or "solution.py"
     with web.factory() as session:
         active = session.scalar(
             select(func.count())
@@ -165,6 +207,68 @@ def visible_submission(web: Web, user: User, submission_id: int) -> Submission:
         row.user  # noqa: B018
         session.expunge_all()
         return row
+
+
+@dataclass(frozen=True)
+class GradedModule:
+    """What a notebook submission became: the module its cells make, which is what is graded."""
+
+    notebook: str  # the notebook's file name
+    module: str  # the module's file name, e.g. attention.py
+    source: str  # the module's text; the notebook's own text when no module could be made
+    cells: list[NotebookCell]
+    notes: list[str]
+    problem: str | None = None  # why no module could be made
+
+
+def graded_module(web: Web, row: Submission, verdict: Verdict | None = None) -> GradedModule | None:
+    """The module a notebook submission was graded as (None for a plain file), with the cells
+    it came from: those the verdict records when it has them, else those extracted now."""
+    if not is_notebook(row.filename, row.source):
+        return None
+    slug = row.exercise_version.slug
+    try:
+        exercise = web.library.exercise_at(web.factory, slug, row.exercise_version.version)
+    except (CatalogError, KeyError, OSError):  # gone from the catalog: show the notebook as it is
+        exercise = None
+    recorded = verdict.notebook if verdict is not None else None
+    module = recorded.module if recorded else f"{exercise.spec.entrypoint}.py" if exercise else ""
+    raw_text = row.source.decode("utf-8", "replace")
+    if exercise is None:
+        return GradedModule(row.filename, module, raw_text, [], [], f"{slug} is no longer in the catalog")
+    try:
+        extraction = module_from_notebook(row.source, exercise, row.filename)
+    except Rejected as exc:
+        cells = list(recorded.cells) if recorded else []
+        return GradedModule(row.filename, module, raw_text, cells, [], exc.message)
+    return GradedModule(
+        notebook=row.filename,
+        module=recorded.module if recorded else extraction.module,
+        source=extraction.source,
+        cells=list(recorded.cells) if recorded else [NotebookCell(**vars(c)) for c in extraction.cells],
+        notes=list(recorded.notes) if recorded else extraction.notes,
+    )
+
+
+def editor_source(exercise: Exercise, last: Submission | None) -> str:
+    """What the concept page's editor starts with: the last submission's code (the module made
+    from it, for a notebook), else the skeleton."""
+    skeleton = exercise.skeleton.read_text(encoding="utf-8")
+    if last is None:
+        return skeleton
+    if not is_notebook(last.filename, last.source):
+        return last.source.decode("utf-8", "replace")
+    try:
+        return module_from_notebook(last.source, exercise, last.filename).source
+    except Rejected:
+        return skeleton
+
+
+def student_notebook(web: Web, user: User, slug: str) -> bytes:
+    """The notebook released to students for concept `slug` (403 while it is locked)."""
+    from grader.notebooks.release import notebook_bytes
+
+    return notebook_bytes(unlocked_exercise(web, user, slug))
 
 
 def history(

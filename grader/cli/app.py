@@ -26,6 +26,7 @@ from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise, loa
 from grader.cli import render
 from grader.events import Event, EventSink, ignore
 from grader.settings import Settings, get_settings
+from grader.verdict import Verdict
 from sandbox import BACKENDS, Limits, Sandbox, SandboxError, SandboxUnavailable, get_backend
 from sandbox.policy import cuda_index
 
@@ -200,19 +201,52 @@ def _grade(
     public_only: bool,
     device: str | None,
 ) -> None:
-    from grader.engine import grade as run_grade
-    from grader.exporters import GradescopeExporter, JsonExporter, JunitExporter
+    from grader.exporters import GradescopeExporter, JunitExporter
 
     exercise = state.exercise(slug)
     backend = state.backend(sandbox)
-    raw, size = read_submission(file, exercise.spec.source_kb * 1024)
+    result = grade_file(state, exercise, file, backend, public_only=public_only, seed=seed, device=device)
+    if junit is not None:
+        JunitExporter().write([result], junit)
+    if gradescope is not None:
+        GradescopeExporter().write([result], gradescope)
+    show(result, as_json=as_json)
+
+
+def show(result: Verdict, *, as_json: bool) -> None:
+    """The verdict on stdout (as JSON, or drawn); exit 1 when it is our own failure."""
+    from grader.exporters import JsonExporter
+
+    if as_json:
+        sys.stdout.write(JsonExporter().render([result]))
+    else:
+        render.verdict(out, result)
+    if not result.status.earned:
+        raise typer.Exit(1)
+
+
+def grade_file(
+    state: State,
+    exercise: Exercise,
+    file: Path,
+    backend: Sandbox,
+    *,
+    public_only: bool = False,
+    seed: int | None = None,
+    device: str | None = None,
+) -> Verdict:
+    """Grade one file (a module or a notebook) with a progress bar on a terminal."""
+    from grader.engine import grade as run_grade
+    from grader.notebooks import submission_limit
+
+    raw, size = read_submission(file, submission_limit(exercise.spec.source_kb, file.name))
     device = device or state.settings.device
     try:
         cuda_index(device)
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
     with progress() as events, contextlib.redirect_stdout(sys.stderr):
-        result = run_grade(
+        return run_grade(
             exercise,
             raw,
             backend,
@@ -224,16 +258,6 @@ def _grade(
             size=size,
             device=device,
         )
-    if junit is not None:
-        JunitExporter().write([result], junit)
-    if gradescope is not None:
-        GradescopeExporter().write([result], gradescope)
-    if as_json:
-        sys.stdout.write(JsonExporter().render([result]))
-    else:
-        render.verdict(out, result)
-    if not result.status.earned:
-        raise typer.Exit(1)
 
 
 def read_submission(path: Path, limit: int) -> tuple[bytes, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import time
 import urllib.error
@@ -28,8 +29,9 @@ from pydantic import ValidationError
 from grader.cli import render
 from grader.cli.app import CliError, app, err, handled, out, read_submission
 from grader.cli.queue import _describe
+from grader.notebooks.reader import NOTEBOOK_MAX_BYTES, is_notebook
 
-MAX_SOURCE = 4 * 1024 * 1024  # the API's own cap on a source text
+MAX_SOURCE = 4 * 1024 * 1024  # a Python file's cap here; the server applies the exercise's own
 HTTP_TIMEOUT_S = 30.0
 STREAM_READ_S = 20.0  # the server sends a keepalive every 15 s
 POLL_S = 1.0
@@ -105,20 +107,36 @@ def _refusal(status: int, detail: str) -> CliError:
 
 
 def _source(path: Path) -> str:
-    raw, size = read_submission(path, MAX_SOURCE)
-    if size > MAX_SOURCE:
+    """The file's text, sent as it is: a notebook (.ipynb) is its JSON, read by the server."""
+    notebook = is_notebook(path.name)
+    limit = NOTEBOOK_MAX_BYTES if notebook else MAX_SOURCE
+    raw, size = read_submission(path, limit)
+    if size > limit:
+        if notebook:
+            raise CliError(
+                f"{path} is {_mb(size)}; the server takes notebooks of at most {_mb(limit)}. "
+                "Clear its outputs (Edit > Clear All Outputs in Jupyter), save it and submit again.",
+                2,
+            )
         raise CliError(f"{path} is {size} bytes; the server takes at most {MAX_SOURCE}", 2)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CliError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8", 2) from None
+        what = (
+            "a notebook is a UTF-8 JSON file: save it again from Jupyter" if notebook else "save it as UTF-8"
+        )
+        raise CliError(f"{path} is not UTF-8 text (byte {exc.start}): {what}", 2) from None
+
+
+def _mb(n: int) -> str:
+    return f"{math.ceil(n * 10 / 1024 / 1024) / 10:g} MB"
 
 
 @app.command()
 @handled
 def submit(
     exercise: Annotated[str, typer.Argument(help="Exercise slug, e.g. causal-masking")],
-    file: Annotated[Path, typer.Argument(help="Your solution file")],
+    file: Annotated[Path, typer.Argument(help="Your solution file: a .py, or a notebook (.ipynb)")],
     server: Annotated[
         str | None, typer.Option(envvar="GRADER_SERVER", help="The grader's URL, e.g. http://127.0.0.1:8000")
     ] = None,

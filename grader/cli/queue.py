@@ -82,9 +82,11 @@ def enqueue(
     """Queue FILE for grading; prints the submission id as the last word."""
     from pathlib import Path
 
+    from grader.notebooks import submission_limit
+
     state: State = ctx.obj
     spec = state.exercise(exercise)
-    raw, _ = read_submission(Path(file), spec.spec.source_kb * 1024)
+    raw, _ = read_submission(Path(file), submission_limit(spec.spec.source_kb, file))
     factory = _factory(state)
     redis = _redis(state)
     row = submissions.create(factory, spec, raw, Path(file).name, user=user)

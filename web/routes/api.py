@@ -12,15 +12,20 @@ import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from grader.notebooks import NOTEBOOK_MAX_BYTES
 from grader.store import ExercisePackage, Submission, User
 from web import accounts, progress, services
 from web.deps import MAX_ID, ApiTeacher, ApiUser, Id, WebDep
+from web.routes.concepts import NOTEBOOK_MEDIA_TYPE, notebook_download
 from web.routes.submissions import SSE_HEADERS
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
+# a bound on the text alone: the byte limits (a concept's source_limit_bytes, notebook_limit_bytes)
+# are checked when submitting, so a file just over one gets a 413 that names both sizes
+MAX_SOURCE_CHARS = 2 * NOTEBOOK_MAX_BYTES
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No token, or an unknown or revoked one"},
     404: {"description": "Not found (or not yours)"},
@@ -73,13 +78,25 @@ class ConceptDetail(ConceptOut):
     public_tests: str
     entrypoint: str
     source_limit_bytes: int
+    notebook_limit_bytes: int = Field(description="The largest notebook (.ipynb) accepted")
     prerequisites: list[str]
 
 
 class SubmissionIn(BaseModel):
     exercise: str = Field(max_length=100, description="The concept's slug, e.g. causal-masking")
-    source: str = Field(max_length=4 * 1024 * 1024, description="The Python file's text")
-    filename: str = Field(default="solution.py", max_length=255)
+    source: str = Field(
+        max_length=MAX_SOURCE_CHARS,
+        description=(
+            "The Python file's text, at most the concept's source_limit_bytes; or, when filename "
+            "ends in .ipynb, a Jupyter notebook's JSON text (at most notebook_limit_bytes), graded "
+            "through its solution cells"
+        ),
+    )
+    filename: str = Field(
+        default="solution.py",
+        max_length=255,
+        description="The file's name; a name ending in .ipynb makes source a notebook",
+    )
     kind: Literal["submit", "public"] = Field(
         default="submit", description="submit: hidden tests and performance; public: the public tests only"
     )
@@ -177,8 +194,27 @@ def concept(slug: Annotated[str, Field(max_length=100)], user: ApiUser, web: Web
         public_tests=exercise.public_tests.read_text(encoding="utf-8"),
         entrypoint=spec.entrypoint,
         source_limit_bytes=spec.source_kb * 1024,
+        notebook_limit_bytes=NOTEBOOK_MAX_BYTES,
         prerequisites=list(spec.prerequisites),
     )
+
+
+@router.get(
+    "/concepts/{slug}/notebook",
+    response_class=Response,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {NOTEBOOK_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "description": "The student notebook (nbformat 4, nbgrader cells) as an .ipynb file",
+        },
+        403: {"model": ErrorOut, "description": "The concept is locked"},
+    },
+)
+def concept_notebook(slug: Annotated[str, Field(max_length=100)], user: ApiUser, web: WebDep) -> Response:
+    """A concept's student notebook: the lesson, the skeleton as solution cells and the public
+    tests as locked cells. Submit it back with `POST /submissions` and a filename ending in .ipynb."""
+    return notebook_download(slug, services.student_notebook(web, user, slug))
 
 
 @router.post(
@@ -188,7 +224,8 @@ def concept(slug: Annotated[str, Field(max_length=100)], user: ApiUser, web: Web
     responses={**ERRORS, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 429: {"model": ErrorOut}},
 )
 def create_submission(body: SubmissionIn, user: ApiUser, web: WebDep) -> SubmissionOut:
-    """Queue a file for grading; follow it with `GET /api/v1/submissions/{id}` or its events."""
+    """Queue a file (a Python file, or a notebook when `filename` ends in .ipynb) for grading;
+    follow it with `GET /api/v1/submissions/{id}` or its events."""
     row = services.submit(web, user, body.exercise, body.source.encode("utf-8"), body.filename, body.kind)
     return _submission(services.visible_submission(web, user, row.id))
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from grader.notebooks import NOTEBOOK_MAX_BYTES
 from grader.store import User
 from web import markdown, services
 from web.concepts import ConceptStatus
@@ -14,6 +15,7 @@ from web.deps import Csrf, PageUser, WebDep, render
 from web.services import Web
 
 router = APIRouter(include_in_schema=False)
+NOTEBOOK_MEDIA_TYPE = "application/x-ipynb+json"
 
 
 @router.get("/concepts")
@@ -43,7 +45,7 @@ def _concept(
     card = services.card_for(web, user, slug)
     history = services.history(web.factory, user.id, slug)
     if source is None:
-        source = history[0].source.decode("utf-8", "replace") if history else exercise.skeleton.read_text()
+        source = services.editor_source(exercise, history[0] if history else None)
     return render(
         request,
         "concept.html",
@@ -57,6 +59,22 @@ def _concept(
         public_tests=exercise.public_tests.read_text(encoding="utf-8"),
         history=history,
         error=error,
+        notebook_limit=services.human_size(NOTEBOOK_MAX_BYTES),
+    )
+
+
+@router.get("/concepts/{slug}/notebook")
+def concept_notebook(slug: str, user: PageUser, web: WebDep) -> Response:
+    """The concept's student notebook, as a download (refused while the concept is locked)."""
+    return notebook_download(slug, services.student_notebook(web, user, slug))
+
+
+def notebook_download(slug: str, data: bytes) -> Response:
+    """An .ipynb file the browser saves as `<slug>.ipynb`."""
+    return Response(
+        data,
+        media_type=NOTEBOOK_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{slug}.ipynb"'},
     )
 
 
@@ -72,11 +90,14 @@ async def submit(
 ) -> Response:
     raw = source.encode("utf-8")
     filename = f"{slug.replace('-', '_')}.py"
+    size = None
     if file is not None and file.filename:
-        raw = await file.read(4 * 1024 * 1024 + 1)
+        # a notebook may be larger than a .py: read up to the larger limit, and say the real size
+        raw = await file.read(NOTEBOOK_MAX_BYTES + 1)
         filename = file.filename
+        size = file.size
     try:
-        row = services.submit(web, user, slug, raw, filename, kind)
+        row = services.submit(web, user, slug, raw, filename, kind, size=size)
     except services.ServiceError as exc:
         if exc.status == 404:
             raise

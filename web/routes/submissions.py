@@ -57,6 +57,7 @@ def submission_page(request: Request, submission_id: Id, user: PageUser, web: We
         unlocked=services.unlocked_by(web, user, row),
         state=services.snapshot(web, row),
         source=row.source.decode("utf-8", "replace"),
+        graded=services.graded_module(web, row, verdict),
         owner=row.user,
         mine=row.user_id == user.id,
     )
