@@ -138,9 +138,11 @@ def import_notebook(
         (ex_stage / "exercise.toml").write_text(_toml(spec), encoding="utf-8")
         (ex_stage / "README.md").write_text(lesson or f"# {title}\n", encoding="utf-8")
         header = f'"""{title}: complete the functions below (from {source.name})."""\n\n'
-        (ex_stage / "skeleton.py").write_text(header + "\n\n".join(setup + skeleton) + "\n", encoding="utf-8")
+        (ex_stage / "skeleton.py").write_text(
+            header + "\n\n\n".join(setup + skeleton) + "\n", encoding="utf-8"
+        )
         (sol_stage / "solution.py").write_text(
-            f'"""Reference solution of {title}."""\n\n' + "\n\n".join(setup + solution) + "\n",
+            f'"""Reference solution of {title}."""\n\n' + "\n\n\n".join(setup + solution) + "\n",
             encoding="utf-8",
         )
         setup_code = "\n\n".join(setup)
@@ -158,7 +160,7 @@ def import_notebook(
         )
         (sol_stage / "test_hidden.py").write_text(
             _tests_module(
-                f"Hidden tests of {title}: the test cells of {source.name} with their hidden parts.",
+                f"Hidden tests of {title}: test cells of {source.name}, hidden parts included.",
                 setup_code,
                 callables,
                 values,
@@ -272,7 +274,7 @@ def _tests_module(
         "",
         "from grader.notebooks.cells import run_test_cell",
         "",
-        f"SETUP = {setup!r}",
+        f"SETUP = {_literal(setup)}",
         f"CALLABLES = {callables!r}",
         f"VALUES = {values!r}",
     ]
@@ -283,9 +285,19 @@ def _tests_module(
             f"@pytest.mark.weight({points:g})",
             f"def {name}(submission):",
             f'    """The test cell {name.removeprefix("test_").removesuffix("_hidden")}."""',
-            f"    run_test_cell(submission, SETUP, CALLABLES, VALUES, {code!r}, {name!r})",
+            f"    cell = {_literal(code)}",
+            f"    run_test_cell(submission, SETUP, CALLABLES, VALUES, cell, {name!r})",
         ]
     return "\n".join(out) + "\n"
+
+
+def _literal(code: str) -> str:
+    """A string literal for `code`: a readable triple-quoted block when that is exact, else repr."""
+    text = code.rstrip("\n") + "\n"
+    if '"""' in text or "\\" in text or any(ord(c) < 32 and c not in "\n\t" for c in text):
+        return repr(text)
+    literal = '"""\\\n' + text + '"""'
+    return literal if ast.literal_eval(literal) == text else repr(text)
 
 
 def _title(lesson: str) -> str:
