@@ -24,7 +24,6 @@ from grader.notebooks.reader import is_notebook
 from grader.pool import WarmPool
 from grader.static import Rejected, check_source
 from grader.verdict import (
-    NotebookCell,
     NotebookSource,
     Outcome,
     Provenance,
@@ -127,15 +126,7 @@ def _from_notebook(
         raise Rejected(
             f"{filename or 'the notebook'} could not be read as a notebook ({type(exc).__name__})."
         ) from None
-    cells = [NotebookCell(**vars(cell)) for cell in extraction.cells]
-    source = NotebookSource(
-        filename=filename or "notebook.ipynb",
-        module=extraction.module,
-        mode=extraction.mode,
-        cells=cells,
-        notes=extraction.notes,
-    )
-    return source, extraction.source.encode("utf-8")
+    return extraction.describe(filename or "notebook.ipynb"), extraction.source.encode("utf-8")
 
 
 def _run(

@@ -245,7 +245,7 @@ def graded_module(web: Web, row: Submission, verdict: Verdict | None = None) -> 
         notebook=row.filename,
         module=recorded.module if recorded else extraction.module,
         source=extraction.source,
-        cells=list(recorded.cells) if recorded else [NotebookCell(**vars(c)) for c in extraction.cells],
+        cells=list(recorded.cells) if recorded else extraction.cells,
         notes=list(recorded.notes) if recorded else extraction.notes,
     )
 

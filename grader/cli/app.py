@@ -129,6 +129,8 @@ def _bullets(lines: list[str]) -> str:
 SandboxOption = Annotated[
     str | None, typer.Option("--sandbox", help="auto, bwrap, or none (your own code only)")
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")]
+JunitOption = Annotated[Path | None, typer.Option(help="Also write JUnit XML here")]
 
 
 @app.command()
@@ -137,8 +139,8 @@ def grade(
     ctx: typer.Context,
     exercise: Annotated[str, typer.Argument(help="Exercise slug, e.g. causal-masking")],
     file: Annotated[Path, typer.Argument(help="Your solution file")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")] = False,
-    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here")] = None,
+    as_json: JsonOption = False,
+    junit: JunitOption = None,
     gradescope: Annotated[Path | None, typer.Option(help="Also write a Gradescope results.json here")] = None,
     sandbox: SandboxOption = None,
     seed: Annotated[
@@ -170,7 +172,7 @@ def test(
     ctx: typer.Context,
     exercise: Annotated[str, typer.Argument(help="Exercise slug")],
     file: Annotated[Path, typer.Argument(help="Your solution file")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")] = False,
+    as_json: JsonOption = False,
     sandbox: SandboxOption = None,
 ) -> None:
     """Run only the public tests of EXERCISE on FILE: quick feedback, no performance phase."""

@@ -11,6 +11,8 @@ import typer
 
 from grader.cli.app import (
     CliError,
+    JsonOption,
+    JunitOption,
     SandboxOption,
     State,
     app,
@@ -62,8 +64,6 @@ def import_notebook(
     out.print(f"  {done.public_tests} public test cell(s), {done.hidden_tests} with hidden tests")
     if done.track_added:
         out.print(f"  added its track to {state.settings.exercises_dir / 'tracks.toml'}")
-    for warning in done.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
     out.print(
         f"next: add known-wrong answers under {done.solution_dir / 'wrong'} (optional), then "
         f"`grader exercise validate {done.slug}`"
@@ -110,11 +110,11 @@ def grade(
     ctx: typer.Context,
     exercise: Annotated[str, typer.Argument(help="Exercise slug")],
     notebook: Annotated[Path, typer.Argument(help="The student's notebook")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")] = False,
+    as_json: JsonOption = False,
     feedback: Annotated[
         Path | None, typer.Option(help="Write feedback here: a notebook (.ipynb) or a page (.html)")
     ] = None,
-    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML here")] = None,
+    junit: JunitOption = None,
     gradebook: Annotated[
         str | None, typer.Option(help="Also record the grade in this nbgrader gradebook (a database URL)")
     ] = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from grader.notebooks.extract import Extraction, SourceCell, expected_names, extract_module
+from grader.notebooks.extract import Extraction, expected_names, extract_module
 from grader.notebooks.reader import (
     NOTEBOOK_MAX_BYTES,
     NOTEBOOK_SUFFIX,
@@ -26,7 +26,6 @@ __all__ = [
     "NOTEBOOK_MAX_BYTES",
     "NOTEBOOK_SUFFIX",
     "Extraction",
-    "SourceCell",
     "expected_names",
     "extract_module",
     "is_notebook",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.static import Rejected
+from grader.verdict import NotebookCell, NotebookSource
 
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}  # their body is Python: kept, minus the line
 MAGIC_LINE = re.compile(r"^(\s*)(%|!)")
@@ -33,28 +34,18 @@ DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef
 
 
 @dataclass
-class SourceCell:
-    number: int  # 1-based position among all the notebook's cells
-    role: str  # "solution" | "setup" | "definition"
-    grade_id: str = ""
-    line: int = 0  # the module line where this cell's code starts
-
-
-@dataclass
 class Extraction:
     module: str  # the file name the exercise expects, e.g. norm.py
     source: str
-    cells: list[SourceCell]
+    cells: list[NotebookCell]
     mode: str  # "nbgrader": chosen by solution metadata; "names": by the exercise's names
     notes: list[str] = field(default_factory=list)
 
-    def cell_at(self, line: int) -> SourceCell | None:
-        """The cell a module line came from."""
-        found = None
-        for cell in self.cells:
-            if cell.line <= line:
-                found = cell
-        return found
+    def describe(self, filename: str) -> NotebookSource:
+        """How the notebook `filename` became the module, as a verdict records it."""
+        return NotebookSource(
+            filename=filename, module=self.module, mode=self.mode, cells=self.cells, notes=self.notes
+        )
 
 
 def expected_names(skeleton: Path) -> list[str]:
@@ -76,16 +67,16 @@ def extract_module(notebook: Any, module: str, expected: Collection[str], name: 
     a cell that would be graded (or could not be told apart from one) does not parse."""
     name = name or "the notebook"
     notes: list[str] = []
-    chosen: list[tuple[SourceCell, str]] = []
+    chosen: list[tuple[NotebookCell, str]] = []
     any_solution = False
     for number, cell in enumerate(notebook.get("cells", []), 1):
         if cell.get("cell_type") != "code":
             continue
-        meta = _nbgrader(cell)
+        meta = nbgrader_meta(cell)
         label = _label(number, meta)
         if meta.get("grade") and not meta.get("solution") or _is_tests(cell):
             continue  # a test cell: the exercise's tests are what grade
-        code = _text(cell.get("source", ""))
+        code = cell_text(cell.get("source", ""))
         if not code.strip():
             continue
         python, removed = strip_magics(code)
@@ -100,12 +91,14 @@ def extract_module(notebook: Any, module: str, expected: Collection[str], name: 
             role = "solution"
         elif _definitions_only(tree, expected):
             role = "setup"
-        elif _defined(tree) & set(expected):
+        elif defined_names(tree) & set(expected):
             role = "definition"
         else:
             continue  # scratch work: calls, prints, plots
-        chosen.append((SourceCell(number, role, str(meta.get("grade_id") or "")), code))
-    defined = set().union(*(_defined(ast.parse(code)) for _, code in chosen)) if chosen else set()
+        chosen.append(
+            (NotebookCell(number=number, role=role, grade_id=str(meta.get("grade_id") or "")), code)
+        )
+    defined = set().union(*(defined_names(ast.parse(code)) for _, code in chosen)) if chosen else set()
     if not any_solution and not (defined & set(expected)):
         wanted = ", ".join(expected) if expected else "the exercise's functions"
         raise Rejected(
@@ -143,7 +136,7 @@ def strip_magics(code: str) -> tuple[str | None, list[str]]:
 
 
 def _assemble(
-    module: str, chosen: list[tuple[SourceCell, str]], mode: str, notes: list[str], name: str
+    module: str, chosen: list[tuple[NotebookCell, str]], mode: str, notes: list[str], name: str
 ) -> Extraction:
     parts = [f"# {module}: made from the code cells of {Path(name).name}, in notebook order.\n"]
     line = 2
@@ -161,7 +154,8 @@ def _assemble(
     return Extraction(module=module, source="".join(parts), cells=cells, mode=mode, notes=notes)
 
 
-def _nbgrader(cell: Any) -> dict[str, Any]:
+def nbgrader_meta(cell: Any) -> dict[str, Any]:
+    """A cell's nbgrader metadata; empty when it has none or it is not a mapping."""
     meta = cell.get("metadata", {})
     found = meta.get("nbgrader", {}) if isinstance(meta, dict) else {}
     return found if isinstance(found, dict) else {}
@@ -179,7 +173,8 @@ def _label(number: int, meta: dict[str, Any]) -> str:
     return f"cell {number}" + (f" ({grade_id})" if isinstance(grade_id, str) and grade_id else "")
 
 
-def _text(source: Any) -> str:
+def cell_text(source: Any) -> str:
+    """A cell's source as one string (nbformat allows a list of lines)."""
     if isinstance(source, list):
         return "".join(str(s) for s in source)
     return str(source)
@@ -227,11 +222,15 @@ def _calls(node: ast.AST, names: Collection[str]) -> bool:
     )
 
 
-def _defined(tree: ast.Module) -> set[str]:
+def defined_names(tree: ast.Module, *, callables_only: bool = False) -> set[str]:
+    """The names a module binds at its top level: functions and classes, and unless
+    `callables_only`, the names it assigns."""
     found: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             found.add(node.name)
+        elif callables_only:
+            continue
         elif isinstance(node, ast.Assign):
             found |= {t.id for t in node.targets if isinstance(t, ast.Name)}
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):

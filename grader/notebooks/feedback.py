@@ -9,9 +9,11 @@ feedback runs none of the student's markup.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from grader.harness.feedback import describe_performance
+from grader.notebooks.extract import nbgrader_meta
 from grader.verdict import Outcome, TestResult, Verdict
 
 MARK = {
@@ -28,33 +30,22 @@ def feedback_notebook(notebook: Any, verdict: Verdict) -> Any:
     not what was graded)."""
     import nbformat.v4 as v4
 
-    from grader.notebooks.release import SCHEMA_VERSION
+    from grader.notebooks.release import mark_cell
 
     result = copy.deepcopy(notebook)
     by_name: dict[str, list[TestResult]] = {}
-    for test in verdict.tests:
-        by_name.setdefault(test.name.split("[")[0], [])
-        by_name[test.name.split("[")[0]].append(test)
-    cells = [v4.new_markdown_cell(summary_markdown(verdict, notebook))]
+    for test in verdict.tests:  # parametrised cases under their test's cell
+        by_name.setdefault(test.name.split("[")[0], []).append(test)
+    summary = v4.new_markdown_cell(summary_markdown(verdict, notebook))
+    cells = [mark_cell(summary, "grader_feedback", locked=True)]
     for cell in result.cells:
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
         cells.append(cell)
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        grade_id = nbgrader_meta(cell).get("grade_id")
         if isinstance(grade_id, str) and grade_id in by_name:
             cells.append(v4.new_markdown_cell(_tests_markdown(by_name.pop(grade_id))))
-    for cell in cells:
-        cell.setdefault("metadata", {})
-    cells[0].metadata["nbgrader"] = {
-        "grade": False,
-        "grade_id": "grader_feedback",
-        "locked": True,
-        "schema_version": SCHEMA_VERSION,
-        "solution": False,
-        "task": False,
-    }
     result.cells = cells
     return result
 
@@ -105,8 +96,8 @@ def edited_locked_cells(notebook: Any) -> list[str]:
 
     edited = []
     for cell in notebook.get("cells", []):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if not isinstance(meta, dict) or not meta.get("locked") or "checksum" not in meta:
+        meta = nbgrader_meta(cell)
+        if not meta.get("locked") or "checksum" not in meta:
             continue
         try:
             if compute_checksum(cell) != meta["checksum"]:
@@ -139,20 +130,9 @@ def _tests_markdown(tests: list[TestResult]) -> str:
 
 def _block(text: str) -> str:
     """Text shown verbatim: a fence longer than any run of backticks inside it."""
-    longest = max((len(run) for run in text.split("\n") for run in _runs(run)), default=0)
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text}\n{fence}"
-
-
-def _runs(line: str) -> list[str]:
-    runs, current = [], ""
-    for char in line:
-        if char == "`":
-            current += char
-        elif current:
-            runs.append(current)
-            current = ""
-    return [*runs, current] if current else runs
 
 
 def _plain(text: str) -> str:

@@ -22,11 +22,11 @@ import copy
 import re
 import shutil
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.notebooks.extract import _defined, _nbgrader, _text
+from grader.notebooks.extract import cell_text, defined_names, nbgrader_meta
 
 SOLUTION_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) SOLUTION\s*$")
 HIDDEN_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) HIDDEN TESTS\s*$")
@@ -70,7 +70,6 @@ class Imported:
     public_tests: int
     hidden_tests: int
     track_added: bool = False
-    warnings: list[str] = field(default_factory=list)
 
 
 def import_notebook(
@@ -95,7 +94,7 @@ def import_notebook(
     if (exercise_dir.exists() or solution_dir.exists()) and not force:
         raise ImportProblem(f"{exercise_dir} or {solution_dir} already exists; pass --force to replace them")
 
-    lesson, setup, solution, skeleton, tests, warnings = _split(notebook, source)
+    lesson, setup, solution, skeleton, tests = _split(notebook, source)
     if not solution:
         raise ImportProblem(
             f"{source.name} has no solution cells: mark the cells students complete as nbgrader "
@@ -125,8 +124,9 @@ def import_notebook(
             spec[key] = meta[key]
     if isinstance(meta.get("limits"), dict):
         spec["limits"] = meta["limits"]
-    names = sorted(set().union(*(_defined(ast.parse(code)) for code in solution)))
-    callables = sorted(_callables(solution))
+    trees = [ast.parse(code) for code in solution]
+    names = sorted(set().union(*(defined_names(tree) for tree in trees)))
+    callables = sorted(set().union(*(defined_names(tree, callables_only=True) for tree in trees)))
     values = [n for n in names if n not in callables]
 
     staging = exercises_dir.parent / f".import-{slug}"
@@ -176,7 +176,7 @@ def import_notebook(
             shutil.move(str(stage), target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Imported(slug, exercise_dir, solution_dir, len(public), len(hidden), track_added, warnings)
+    return Imported(slug, exercise_dir, solution_dir, len(public), len(hidden), track_added)
 
 
 def _read(source: Path) -> Any:
@@ -195,9 +195,7 @@ def _read(source: Path) -> Any:
         raise ImportProblem(exc.message) from None
 
 
-def _split(
-    notebook: Any, source: Path
-) -> tuple[str, list[str], list[str], list[str], list[TestCell], list[str]]:
+def _split(notebook: Any, source: Path) -> tuple[str, list[str], list[str], list[str], list[TestCell]]:
     from nbconvert.exporters.exporter import ResourcesDict
     from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
@@ -213,34 +211,33 @@ def _split(
     solution: list[str] = []
     skeleton: list[str] = []
     tests: list[TestCell] = []
-    warnings: list[str] = []
     for number, (cell, cleared, shown) in enumerate(
         zip(notebook.cells, student.cells, visible.cells, strict=True), 1
     ):
-        text = _text(cell.source)
+        text = cell_text(cell.source)
         if cell.cell_type == "markdown":
-            if not _nbgrader(cell).get("solution"):
+            if not nbgrader_meta(cell).get("solution"):
                 lesson.append(text.strip())
             continue
         if cell.cell_type != "code" or not text.strip():
             continue
-        meta = _nbgrader(cell)
+        meta = nbgrader_meta(cell)
         label = f"cell {number}" + (f" ({meta['grade_id']})" if meta.get("grade_id") else "")
         if meta.get("solution"):
             answer = "\n".join(line for line in text.splitlines() if not SOLUTION_LINE.match(line))
             _must_parse(answer, label, source)
             solution.append(answer.strip())
-            skeleton.append(_text(cleared.source).strip())
+            skeleton.append(cell_text(cleared.source).strip())
         elif meta.get("grade"):
             grade_id = str(meta.get("grade_id") or f"cell_{number}")
             full = "\n".join(line for line in text.splitlines() if not HIDDEN_LINE.match(line))
             _must_parse(full, label, source)
             points = float(meta.get("points") or 0) or 1.0
-            tests.append(TestCell(_identifier(grade_id), _text(shown.source), full, points))
+            tests.append(TestCell(_identifier(grade_id), cell_text(shown.source), full, points))
         else:
             _must_parse(text, label, source)
             setup.append(text.strip())
-    return "\n\n".join(lesson).strip() + "\n", setup, solution, skeleton, tests, warnings
+    return "\n\n".join(lesson).strip() + "\n", setup, solution, skeleton, tests
 
 
 def _must_parse(code: str, label: str, source: Path) -> None:
@@ -248,15 +245,6 @@ def _must_parse(code: str, label: str, source: Path) -> None:
         ast.parse(code)
     except SyntaxError as exc:
         raise ImportProblem(f"{source.name}, {label}, line {exc.lineno}: {exc.msg}") from None
-
-
-def _callables(solution: list[str]) -> set[str]:
-    found: set[str] = set()
-    for code in solution:
-        for node in ast.parse(code).body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                found.add(node.name)
-    return found
 
 
 def _identifier(grade_id: str) -> str:

@@ -8,7 +8,6 @@ notebook's solution cells in the sandbox against the public and hidden tests.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import tempfile
 import traceback
@@ -65,7 +64,7 @@ def _parameter_sets(test: Callable[..., Any]) -> Iterator[dict[str, Any]]:
             rows.append(dict(zip(names, value if len(names) > 1 else (value,), strict=False)))
         axes.append(rows)
     for combination in itertools.product(*axes):
-        yield functools.reduce(lambda a, b: {**a, **b}, combination, {})
+        yield {name: value for row in combination for name, value in row.items()}
 
 
 class LocalObject:

@@ -44,7 +44,7 @@ def release_notebook(exercise: Exercise) -> Any:
         ),
     ]
     for chunk in split_module(exercise.skeleton.read_text(encoding="utf-8"), header="imports"):
-        cells.append(_cell(v4.new_code_cell(chunk.code), chunk.name, solution=True))
+        cells.append(mark_cell(v4.new_code_cell(chunk.code), chunk.name, solution=True))
     header, tests = split_tests(exercise.public_tests.read_text(encoding="utf-8"))
     cells.append(
         v4.new_markdown_cell(
@@ -55,10 +55,12 @@ def release_notebook(exercise: Exercise) -> Any:
         )
     )
     setup = header.rstrip() + "\nfrom grader.notebooks.kernel import check\n"
-    cells.append(_tests_cell(_cell(v4.new_code_cell(setup), "public_tests_setup", locked=True)))
+    cells.append(_tests_cell(mark_cell(v4.new_code_cell(setup), "public_tests_setup", locked=True)))
     for test in tests:
         code = f"{test.code.rstrip()}\n\n\ncheck({test.name}, globals())\n"
-        cells.append(_tests_cell(_cell(v4.new_code_cell(code), test.name, grade=True, points=test.points)))
+        cells.append(
+            _tests_cell(mark_cell(v4.new_code_cell(code), test.name, grade=True, points=test.points))
+        )
     for number, cell in enumerate(cells, 1):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
         # stable ids: releasing again gives the same file, so a course repository's diff stays quiet
@@ -92,7 +94,7 @@ def _tests_cell(cell: Any) -> Any:
     return cell
 
 
-def _cell(
+def mark_cell(
     cell: Any,
     grade_id: str,
     *,
@@ -101,6 +103,7 @@ def _cell(
     locked: bool = False,
     points: float = 0,
 ) -> Any:
+    """`cell` with nbgrader's metadata: a solution cell, a graded (locked) test cell, or a locked cell."""
     meta: dict[str, Any] = {
         "grade": grade,
         "grade_id": grade_id,
