@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,16 +24,13 @@ from grader.jobs import submissions
 from grader.verdict import Status
 from tests.integration.web_fixtures import (
     WORKER,
-    People,
     World,
     add_submission,
     app_routes,
     client,
     fill,
     log_in,
-    make_people,
     make_verdict,
-    open_world,
 )
 from web import services
 from web.routes import api
@@ -44,21 +39,13 @@ ROLES = ["student", "instructor", "anonymous"]
 HUGE_IDS = [2**63, 10**30]
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, People]:
-    folder = tmp_path_factory.mktemp("web-template")
-    return folder, make_people(folder)
-
-
 @pytest.fixture
-def world(template: tuple[Path, People], tmp_path: Path, redis_url: str) -> Iterator[World]:
-    opened = open_world(*template, tmp_path / "data", redis_url)
-    # something to find: graded submissions of two students and a validation
-    add_submission(opened, opened.student, "causal-masking")
-    add_submission(opened, opened.other, "rmsnorm", status=Status.FAILED)
-    services.validate_live(opened.web, "causal-masking")
-    yield opened
-    opened.close()
+def world(world: World) -> World:
+    """The shared world with something to find: graded submissions of two students and a validation."""
+    add_submission(world, world.student, "causal-masking")
+    add_submission(world, world.other, "rmsnorm", status=Status.FAILED)
+    services.validate_live(world.web, "causal-masking")
+    return world
 
 
 @pytest.fixture(params=ROLES)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -25,7 +24,6 @@ from grader.store import ApiToken, ExercisePackage, Submission, User
 from grader.verdict import Status
 from tests.integration.web_fixtures import (
     ROOT,
-    People,
     Person,
     RouteInfo,
     Secret,
@@ -39,8 +37,6 @@ from tests.integration.web_fixtures import (
     follow,
     leaks,
     log_in,
-    make_people,
-    open_world,
     raw_get,
     secret_lines,
 )
@@ -65,19 +61,6 @@ PUBLIC_ROUTES = {
     ("GET", "/highlight.css"),
     ("POST", "/api/v1/tokens"),
 }
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, People]:
-    folder = tmp_path_factory.mktemp("web-template")
-    return folder, make_people(folder)
-
-
-@pytest.fixture
-def world(template: tuple[Path, People], tmp_path: Path, redis_url: str) -> Iterator[World]:
-    opened = open_world(*template, tmp_path / "data", redis_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture(scope="module")

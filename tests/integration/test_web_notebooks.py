@@ -33,17 +33,15 @@ from nbformat import v4
 
 from grader.jobs import worker
 from grader.notebooks import NOTEBOOK_MAX_BYTES, module_from_notebook
+from grader.notebooks.release import mark_cell
 from grader.store import Submission
 from tests.integration.web_fixtures import (
     ROOT,
-    People,
     Person,
     World,
     client,
     leaks,
     log_in,
-    make_people,
-    open_world,
     secret_lines,
 )
 
@@ -53,19 +51,6 @@ SOLUTION = (ROOT / "solutions" / SLUG / "solution.py").read_text()
 WRONG = (ROOT / "solutions" / SLUG / "wrong" / "diagonal_excluded.py").read_text()
 GRADER = str(Path(sys.executable).with_name("grader"))
 NOTEBOOK_TYPE = "application/x-ipynb+json"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, People]:
-    folder = tmp_path_factory.mktemp("web-template")
-    return folder, make_people(folder)
-
-
-@pytest.fixture
-def world(template: tuple[Path, People], tmp_path: Path, redis_url: str) -> Iterator[World]:
-    opened = open_world(*template, tmp_path / "data", redis_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
@@ -86,15 +71,7 @@ def logged_in(world: World, who: Person) -> tuple[TestClient, str]:
 
 
 def solution_cell(source: str, grade_id: str) -> Any:
-    cell = v4.new_code_cell(source)
-    cell.metadata["nbgrader"] = {
-        "solution": True,
-        "grade": False,
-        "locked": False,
-        "grade_id": grade_id,
-        "schema_version": 3,
-    }
-    return cell
+    return mark_cell(v4.new_code_cell(source), grade_id, solution=True)
 
 
 def own_notebook(answer: str, *, extra: list[Any] | None = None) -> Any:

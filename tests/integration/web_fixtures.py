@@ -2,7 +2,7 @@
 tokens, finished submissions written straight into the database (no worker), the app's routes,
 and raw ASGI requests for paths an HTTP client would normalise before sending.
 
-Imported explicitly by the test modules that use it; the fixtures themselves live in those modules.
+Imported explicitly by the test modules that use it; the fixtures built on it are in conftest.py.
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 from grader.catalog import load_catalog
 from grader.notebooks import expected_names, extract_module, read_notebook
-from grader.notebooks.extract import strip_magics
+from grader.notebooks.extract import nbgrader_meta, strip_magics
 from grader.notebooks.feedback import edited_locked_cells, feedback_html, feedback_notebook
 from grader.notebooks.importer import ImportProblem, import_notebook
 from grader.notebooks.kernel import check
-from grader.notebooks.release import release_notebook, split_module
+from grader.notebooks.release import mark_cell, release_notebook, split_module
 from grader.static import Rejected
 from grader.verdict import Outcome, Provenance, Status, TestResult, Verdict
 
@@ -35,21 +35,11 @@ def bundled() -> Any:
 
 
 def solution_cell(code: str, grade_id: str) -> Any:
-    cell = v4.new_code_cell(code)
-    cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": grade_id}
-    return cell
+    return mark_cell(v4.new_code_cell(code), grade_id, solution=True)
 
 
 def grading_cell(code: str, grade_id: str) -> Any:
-    cell = v4.new_code_cell(code)
-    cell.metadata["nbgrader"] = {
-        "solution": False,
-        "grade": True,
-        "locked": True,
-        "grade_id": grade_id,
-        "points": 1,
-    }
-    return cell
+    return mark_cell(v4.new_code_cell(code), grade_id, grade=True, points=1)
 
 
 def raw(notebook: Any) -> bytes:
@@ -191,7 +181,9 @@ def test_magics_and_shell_escapes_are_removed_never_run() -> None:
         "!pip install torch\n%load_ext autoreload\ndef f():\n    %time g()\n    return 1\nf?"
     )
     assert code is not None
-    assert "pip" not in code.replace("# notebook-only line removed", "") or code.count("pass") == 4
+    assert "pip" not in code and "%" not in code and "?" not in code
+    assert code.count("pass  # notebook-only line removed") == 4
+    assert "    pass  # notebook-only line removed\n    return 1" in code  # indentation kept
     compile(code, "cell", "exec")
     assert removed == ["!pip install torch", "%load_ext autoreload", "%time g()", "f?"]
     timed, _ = strip_magics("%%time\nx = 1\n")
@@ -278,14 +270,11 @@ def test_the_released_public_test_cells_run_in_the_notebook(
 ) -> None:
     exercise = bundled().get(slug)
     notebook = release_notebook(exercise)
+    tests = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells if nbgrader_meta(c).get("grade")]
     assert run_cells(fill(notebook, (exercise.solution_dir / "solution.py").read_text())) == []
-    assert "passed: test_" in capsys.readouterr().out
-    wrong = next(iter(exercise.wrong))
-    failed = run_cells(fill(notebook, wrong.path.read_text()))
-    skeleton = run_cells(notebook)
-    assert skeleton, "the skeleton passes the notebook's checks"
-    assert "FAILED" in capsys.readouterr().out
-    assert len(failed) <= len(skeleton)
+    assert capsys.readouterr().out.count("passed: test_") == len(tests)
+    assert run_cells(notebook) == tests  # the skeleton fails every check
+    assert capsys.readouterr().out.count("FAILED test_") >= len(tests)
 
 
 def test_check_reports_a_missing_name() -> None:
