@@ -68,6 +68,15 @@ class Caps:
 
 
 DEFAULT_CAPS = Caps()
+REPLY_HEADER_BYTES = 1024 * 1024  # the curriculum's largest reply header is about 75 KB
+READ_CHUNK = 1024 * 1024
+
+
+def reply_caps(max_payload: int) -> Caps:
+    """Caps for what the harness reads from a runner (the untrusted side): a header small enough
+    to parse in a few milliseconds whatever it holds, and a bounded decoding budget. Large data
+    travels in buffers, which cost what they weigh."""
+    return Caps(max_header=REPLY_HEADER_BYTES, max_payload=max_payload, max_nodes=500_000, max_seconds=2.0)
 
 
 def _aligned(n: int) -> int:
@@ -114,12 +123,23 @@ def read_frame(
     if total > caps.max_payload:
         raise CodecError(f"payload of {total} bytes exceeds the cap of {caps.max_payload}")
     header = parse_header(bytes(read_exact(head_len)))
-    payload = memoryview(read_exact(total)) if total else memoryview(bytearray())
+    payload = memoryview(_read_grown(read_exact, total))
     buffers, offset = [], 0
     for size in sizes:
         buffers.append(payload[offset : offset + size])
         offset += _aligned(size)
     return header, buffers
+
+
+def _read_grown(read_exact: Callable[[int], bytearray], total: int) -> bytearray:
+    """`total` bytes, read a chunk at a time: memory grows with what actually arrives, so a
+    frame that announces a large payload and sends little costs little."""
+    if total <= READ_CHUNK:
+        return read_exact(total) if total else bytearray()
+    payload = bytearray()
+    while len(payload) < total:
+        payload += read_exact(min(READ_CHUNK, total - len(payload)))
+    return payload
 
 
 def parse_header(raw: bytes) -> dict[str, Any]:
@@ -286,8 +306,10 @@ class Decoder:
         on_file: Callable[[str, memoryview, bool], Any] | None = None,
         grad_inputs: bool = False,
         layers: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self.buffers = buffers
+        self.deadline = deadline  # time.monotonic() past which decoding stops
         self.caps = caps
         self.on_handle = on_handle
         self.on_ref = on_ref
@@ -330,8 +352,8 @@ class Decoder:
             raise CodecError(f"value has more than {self.caps.max_nodes} parts")
         if depth > self.caps.max_depth:
             raise CodecError(f"value is nested deeper than {self.caps.max_depth} levels")
-        if self._nodes % 4096 == 0 and time.process_time() - self._started > self.caps.max_seconds:
-            raise CodecError(f"value takes more than {self.caps.max_seconds:g} s to decode")
+        if self._nodes % 4096 == 0:
+            self._check_clock()
         if type(tree) is int:
             if tree.bit_length() > self.caps.max_int_bits:
                 raise CodecError(f"an integer of more than {self.caps.max_int_bits} bits")
@@ -381,8 +403,14 @@ class Decoder:
 
     def _budget(self, i: int) -> None:
         # hash tables go quadratic on colliding keys: watch the clock while they grow
-        if i % 256 == 255 and time.process_time() - self._started > self.caps.max_seconds:
+        if i % 256 == 255:
+            self._check_clock()
+
+    def _check_clock(self) -> None:
+        if time.process_time() - self._started > self.caps.max_seconds:
             raise CodecError(f"value takes more than {self.caps.max_seconds:g} s to decode")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise CodecError("value is still being decoded when the call's time is up")
 
     def _bytes(self, tree: dict[str, Any], depth: int) -> bytes:
         if "b" in tree:

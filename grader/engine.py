@@ -144,7 +144,7 @@ def _run(
     plugin = GradingPlugin(session)
     with tempfile.TemporaryDirectory(prefix="grader-pytest-") as workdir:
         code = run_pytest(plugin, paths, workdir)
-    perf_time = sum(r.duration_s for r in session.results if _is_perf(plugin, r))
+    perf_time = sum(plugin.durations.get(r.name, 0.0) for r in session.results if _is_perf(plugin, r))
     session.timings.performance_s = perf_time
     session.timings.tests_s = max(session.timings.tests_s - perf_time, 0.0)
     if code not in PYTEST_OK or plugin.collect_errors or not session.results:
@@ -176,7 +176,7 @@ def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, 
     student = session.student
     if student is not None and student.death is not None:
         statuses.append(student.death.status)
-        message = student.death.message
+        message = student.death.shown()
     if session.import_error is not None:
         statuses.append(Status.RUNTIME_ERROR)
         message = f"your module failed to import: {session.import_error}"

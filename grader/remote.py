@@ -27,10 +27,17 @@ OUTPUT_KEPT = 32 * 1024
 
 @dataclass
 class Death:
-    """Why a runner stopped answering, as seen from outside."""
+    """Why a runner stopped answering, as seen from outside. `message` is the same whatever the
+    submission did; `full` adds what it controls (an exit code, a signal, what broke in a frame),
+    shown only when the runner died before the hidden tests began."""
 
     status: Status
     message: str
+    full: str = ""
+    hidden: bool = False  # died while a hidden test was running
+
+    def shown(self) -> str:
+        return self.message if self.hidden or not self.full else self.full
 
 
 class RunnerDied(Exception):
@@ -42,12 +49,42 @@ class RunnerDied(Exception):
         self.origin = origin
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A request that failed before or after the submission's code ran, in a step of our own:
+    the name the test asked for is not there, or the output it asked to backpropagate through
+    has no gradient. Said in the harness's words, with the harness's own name for the target."""
+
+    kind: str  # a stage of STAGES: "lookup" | "no-grad" | "backward"
+    name: str
+
+    def explain(self) -> str:
+        if self.kind == "lookup":
+            return f"your code has no `{self.name}`, which the test uses: define it as the skeleton does"
+        if self.kind == "no-grad":
+            return (
+                f"the output of {self.name} is not connected to the inputs' gradients "
+                "(it does not require grad)"
+            )
+        return f"backpropagating through the output of {self.name} failed"
+
+    @property
+    def hint(self) -> str:
+        if self.kind == "lookup":
+            return "keep every function and class of the skeleton, with the same names"
+        return (
+            "compute the output from the inputs with differentiable torch operations: no .detach(), "
+            ".item(), .numpy(), torch.no_grad() or in-place changes of tensors autograd still needs"
+        )
+
+
 class RemoteError(Exception):
     """The submission's code raised. Subclasses also derive from the builtin exception the
     submission's exception derives from, so `pytest.raises(ValueError)` works as expected."""
 
     info: dict[str, Any]
     origin: str = "submission"
+    lookup: Lookup | None = None  # set when the failure was in a step of ours (see Lookup)
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -78,8 +115,9 @@ class RemoteError(Exception):
 _ERROR_CLASSES: dict[str, type[RemoteError]] = {}
 # builtin bases a remote exception may take: not the ones that steer iteration (a StopIteration
 # raised from a check would quietly end the loop that runs it)
-_UNSAFE_BASES = {"StopIteration", "StopAsyncIteration"}
+_UNSAFE_BASES = {"StopIteration", "StopAsyncIteration", "ExceptionGroup", "BaseExceptionGroup"}
 MAX_FRAMES = 40
+STAGES = ("lookup", "no-grad", "backward")  # steps of the runner's own that can fail (see Lookup)
 
 
 def _error_info(error: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +137,7 @@ def _error_info(error: dict[str, Any]) -> dict[str, Any]:
         ):
             frames.append([frame[0], frame[1][:100]])
     bases = error.get("bases")
-    code, number = error.get("exit_code"), error.get("errno")
+    code, number, stage = error.get("exit_code"), error.get("errno"), error.get("stage")
     return {
         "type": text(error.get("type"), 100) or "Exception",
         "message": text(error.get("message"), 4000),
@@ -107,32 +145,46 @@ def _error_info(error: dict[str, Any]) -> dict[str, Any]:
         "frames": frames,
         "exit_code": code if type(code) is int and 0 <= code <= 255 else None,
         "errno": number if type(number) is int and 0 < number < 4096 else None,
+        "stage": stage if stage in STAGES else None,
     }
 
 
 def remote_error(info: dict[str, Any]) -> RemoteError:
+    """The harness's stand-in for what the submission raised. Built from plain data only, and
+    never failing: a builtin base that cannot be rebuilt from a message gives a plain RemoteError."""
+    text = f"{info.get('type', 'Exception')}: {info.get('message', '')}"
+    cls = _error_class(info.get("bases", []))
+    try:
+        err = cls(text)
+    except Exception:  # noqa: BLE001 - builtins with other constructors (UnicodeDecodeError)
+        try:
+            err = cls.__new__(cls, text)
+            err.args = (text,)
+        except Exception:  # noqa: BLE001 - and those that cannot be made from a message at all
+            err = RemoteError(text)
+    err.info = info
+    return err
+
+
+def _error_class(bases: list[str]) -> type[RemoteError]:
     base: type[BaseException] = Exception
-    for name in info.get("bases", []):
+    for name in bases:
         candidate = getattr(builtins, str(name), None)
         if isinstance(candidate, type) and issubclass(candidate, Exception) and name not in _UNSAFE_BASES:
             base = candidate
             break
     cls = _ERROR_CLASSES.get(base.__name__)
     if cls is None:
-        cls = (
-            type(f"Remote{base.__name__}", (RemoteError, base), {}) if base is not Exception else RemoteError
-        )
+        try:
+            cls = (
+                type(f"Remote{base.__name__}", (RemoteError, base), {})
+                if base is not Exception
+                else RemoteError
+            )
+        except TypeError:  # a builtin that cannot be subclassed together with RemoteError
+            cls = RemoteError
         _ERROR_CLASSES[base.__name__] = cls
-    text = f"{info.get('type', 'Exception')}: {info.get('message', '')}"
-    try:
-        err = cls(text)
-    except TypeError:
-        # some builtins (UnicodeDecodeError) take five arguments to build and the remote one
-        # only has a message: build it without __init__; RemoteError.__str__ shows the message
-        err = cls.__new__(cls, text)
-        err.args = (text,)
-    err.info = info
-    return err
+    return cls
 
 
 @dataclass(frozen=True)
@@ -187,9 +239,10 @@ class RunnerClient:
         self.label = label
         self.process = process
         self.limits = limits
-        self.caps = codec.Caps(max_payload=limits.message_mb * 1024 * 1024)
+        self.caps = codec.reply_caps(limits.message_mb * 1024 * 1024)
         self.output = Output(limit=limits.output_kb * 1024)
         self.death: Death | None = None
+        self.hidden = False  # a hidden test is running: what the runner controls stays out of words
         self.started = time.monotonic()
         self.deadline = self.started + limits.wall_seconds
         self.baseline_bytes: dict[str, int] = {"cgroup": 0, "procfs": 0}
@@ -222,7 +275,9 @@ class RunnerClient:
             "forbidden": forbidden,
             "forbidden_ops": forbidden_ops or [],
         }
-        info = dict(self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value)
+        info = self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value
+        if not isinstance(info, dict):
+            self.broke_protocol("the runner broke the protocol while loading the runtime")
         # the runtime alone, before any submission code, as each memory source sees it
         self.baseline_bytes = {source: self.process.memory_bytes(source) for source in ("cgroup", "procfs")}
         return info
@@ -245,6 +300,22 @@ class RunnerClient:
         if type(ident) is not int:
             self.broke_protocol("the runner did not keep what it was asked to keep")
         return RemoteObject(self, ident, "kept")
+
+    def enter_hidden(self) -> None:
+        """The hidden tests begin: what the submission printed so far is its to see; what it
+        prints from here on, and how it dies, could carry the hidden inputs."""
+        self.drain_output()
+        self.output.withhold()
+        self.hidden = True
+
+    def put(self, value: Any) -> RemoteObject:
+        """Send `value` to stay in the runner: pass the handle to calls (the submission gets that
+        very object, so what it changes in place stays changed) and read it back with `fetch`."""
+        reply = self.request({"op": "put"}, {"value": value}, what="sending an input")
+        ident = reply.stats.get("kept") if isinstance(reply.stats, dict) else None
+        if type(ident) is not int:
+            self.broke_protocol("the runner did not keep what it was asked to keep")
+        return RemoteObject(self, ident, "input")
 
     def close(self) -> None:
         self.drain_output()
@@ -298,25 +369,45 @@ class RunnerClient:
         self._send(parts, deadline, what)
         reply, buffers = self._receive(deadline, what)
         wall1, cpu1 = time.perf_counter_ns(), self.process.cpu_ns()
-        return self._result(reply, buffers), cpu1 - cpu0, wall1 - wall0
+        return self._result(header, reply, buffers, deadline), cpu1 - cpu0, wall1 - wall0
 
-    def _result(self, reply: dict[str, Any], buffers: list[memoryview]) -> _Reply:
-        decoder = codec.Decoder(buffers, self.caps, on_handle=self._proxy)
-        if reply.get("ok") is True:
-            try:
+    def _result(
+        self, request: dict[str, Any], reply: dict[str, Any], buffers: list[memoryview], deadline: float
+    ) -> _Reply:
+        """The decoded reply, or the submission's error raised as a RemoteError. Whatever the
+        runner sent, nothing but those two and RunnerDied leaves here."""
+        try:
+            if reply.get("ok") is True:
+                decoder = codec.Decoder(buffers, self.caps, on_handle=self._proxy, deadline=deadline)
                 return _Reply(decoder.decode(reply.get("value")), decoder.decode(reply.get("stats")))
-            except codec.CodecError as exc:
-                self._die(Status.RUNTIME_ERROR, f"the runner's answer could not be decoded: {exc}")
+            err = self._error(request, reply)
+        except RunnerDied:
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything the runner's answer breaks is its own doing
+            self._die(
+                Status.RUNTIME_ERROR,
+                "the runner's answer could not be decoded",
+                f"the runner's answer could not be decoded: {type(exc).__name__}: {exc}",
+            )
+        raise err
+
+    def _error(self, request: dict[str, Any], reply: dict[str, Any]) -> RemoteError:
         error = reply.get("error")
         if not isinstance(error, dict):
             self._die(Status.RUNTIME_ERROR, "the runner broke the protocol: a failed reply without an error")
         info = _error_info(error)
         if reply.get("fatal") is True:
             code = info["exit_code"]
-            self._die(Status.RUNTIME_ERROR, f"your code called sys.exit({code if code is not None else ''})")
+            self._die(
+                Status.RUNTIME_ERROR,
+                "your code called sys.exit()",
+                f"your code called sys.exit({code if code is not None else ''})",
+            )
         err = remote_error(info)
         err.origin = self.label
-        raise err
+        if info["stage"] is not None:
+            err.lookup = Lookup(info["stage"], _target_name(request))
+        return err
 
     def _proxy(self, tree: dict[str, Any]) -> RemoteObject:
         return RemoteObject(self, int(tree["id"]), str(tree.get("type", "object"))[:200])
@@ -353,7 +444,11 @@ class RunnerClient:
         try:
             return codec.read_frame(read_exact, self.caps)
         except codec.CodecError as exc:
-            self._die(Status.RUNTIME_ERROR, f"the runner's answer broke the protocol while {what}: {exc}")
+            self._die(
+                Status.RUNTIME_ERROR,
+                f"the runner's answer broke the protocol while {what}",
+                f"the runner's answer broke the protocol while {what}: {exc}",
+            )
 
     def _wait(self, want: dict[int, int], deadline: float, what: str) -> None:
         """Block until a wanted descriptor is ready, draining the submission's output meanwhile."""
@@ -405,36 +500,48 @@ class RunnerClient:
         """The runner answered outside the protocol: it is killed, the submission's doing."""
         self._die(Status.RUNTIME_ERROR, message)
 
-    def _die(self, status: Status, message: str) -> NoReturn:
-        """Record why the runner is finished, kill it, and raise RunnerDied."""
+    def _die(self, status: Status, message: str, full: str = "") -> NoReturn:
+        """Record why the runner is finished, kill it, and raise RunnerDied. `message` must be the
+        same whatever the submission did; what it controls goes into `full`."""
         if self.death is None:
             if self.process.oom_killed() and status is not Status.OUTPUT_LIMIT:
-                status, message = (
+                status, message, full = (
                     Status.MEMORY_LIMIT,
                     f"memory limit: the submission used more than {self.limits.memory_mb} MB",
+                    "",
                 )
-            self.death = Death(status, message)
+            self.death = Death(status, message, full, hidden=self.hidden)
         self.process.kill()
         raise RunnerDied(self.death, self.label)
 
 
-def classify_exit(code: int | None, process: SandboxProcess, what: str) -> tuple[Status, str]:
+def classify_exit(code: int | None, process: SandboxProcess, what: str) -> tuple[Status, str, str]:
+    """The status of a runner that exited, the words for it, and those words with the exit code
+    or signal (the submission's to choose)."""
     signum = None
     if code is not None and code < 0:
         signum = -code
     elif code is not None and process.nested and code > 128:
         signum = code - 128
     if process.oom_killed():
-        return Status.MEMORY_LIMIT, "memory limit: the submission was killed for using too much memory"
+        return Status.MEMORY_LIMIT, "memory limit: the submission was killed for using too much memory", ""
     if signum == signal.SIGXCPU:
-        return Status.TIMEOUT, "time limit: the submission used up its CPU time"
+        return Status.TIMEOUT, "time limit: the submission used up its CPU time", ""
     if signum is not None:
         name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
-        return Status.RUNTIME_ERROR, f"the runner process was killed by {name} while {what}"
+        said = f"the runner process was killed by a signal while {what}"
+        return Status.RUNTIME_ERROR, said, f"the runner process was killed by {name} while {what}"
     return (
         Status.RUNTIME_ERROR,
+        f"the runner process exited while {what}: did your code call os._exit()?",
         f"the runner process exited (code {code}) while {what}: did your code call os._exit()?",
     )
+
+
+def _target_name(request: dict[str, Any]) -> str:
+    """What a request addressed, in the harness's own words (never the runner's type names)."""
+    attr = request.get("attr")
+    return str(attr) if isinstance(attr, str) else "the object"
 
 
 @dataclass
@@ -471,6 +578,10 @@ class RemoteObject:
         return self._client.request(
             {"op": "getattr", "obj": self._id, "attr": name}, what=f"reading .{name}"
         ).value
+
+    def read_back(self) -> Any:
+        """This object's current value, sent back as plain data (a handle if it is not)."""
+        return self._client.request({"op": "getattr", "obj": self._id}, what="reading an input back").value
 
     def attr(self, path: str) -> Any:
         """Read a dotted attribute path (`layer.attr("lora_A.grad")`) in one round trip."""

@@ -30,6 +30,11 @@ class PerformanceSpec(BaseModel):
     # With sizes, the check is how the metric grows: the exponent b of value ~ n^b fitted over
     # these sizes must stay under the threshold (e.g. 1.0 for linear, 0 for not growing at all).
     sizes: list[int] = Field(default_factory=list)
+    # How a measured call's output is checked against the reference's (the dtype's default
+    # tolerance when unset): use the correctness tests' tolerance, so that being slow is never
+    # reported as being wrong.
+    rtol: float | None = Field(default=None, ge=0)
+    atol: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _pairs(self) -> PerformanceSpec:

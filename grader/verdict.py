@@ -84,7 +84,7 @@ class TestResult(BaseModel):
     outcome: Outcome
     message: str = ""
     hint: str = ""
-    duration_s: float = 0.0
+    duration_s: float | None = 0.0  # None for hidden tests: never shown one by one
     weight: float = 1.0
     description: str = ""
 

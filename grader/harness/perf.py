@@ -42,7 +42,7 @@ class Perf:
         """
         spec = self._spec(name, scaling=False)
         student, reference = self._runners()
-        checker = check or _default_check
+        checker = check or _default_check(spec)
         self.session.events(Event("performance", f"measuring {name}"))
 
         def progress(done: int, total: int) -> None:
@@ -69,7 +69,7 @@ class Perf:
         spec = self._spec(name, scaling=True)
         student, reference = self._runners()
         self.session.events(Event("performance", f"measuring how {name} grows"))
-        result = protocol.scaling(name, student, reference, make_call, spec, check or _default_check)
+        result = protocol.scaling(name, student, reference, make_call, spec, check or _default_check(spec))
         return self._record(result, hint)
 
     def _spec(self, name: str, *, scaling: bool) -> PerformanceSpec:
@@ -116,5 +116,11 @@ class Perf:
         return protocol.probe(student, call)[1]
 
 
-def _default_check(actual: Any, expected: Any) -> None:
-    assert_close(actual, expected, what="the output of a measured call")
+def _default_check(spec: PerformanceSpec) -> Callable[[Any, Any], None]:
+    """Outputs of measured calls are checked with the threshold's tolerance (`rtol`, `atol` in
+    exercise.toml), which an author sets to the correctness tests' own."""
+
+    def check(actual: Any, expected: Any) -> None:
+        assert_close(actual, expected, what="the output of a measured call", rtol=spec.rtol, atol=spec.atol)
+
+    return check

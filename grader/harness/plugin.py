@@ -43,6 +43,7 @@ class GradingPlugin:
         self.collect_errors: list[str] = []
         self._pending: dict[pytest.Item, dict[str, Any]] = {}
         self.reported: set[pytest.Item] = set()
+        self.durations: dict[str, float] = {}  # every test's own time, for the verdict's totals
 
     # ------------------------------------------------------------------ hooks
 
@@ -65,11 +66,13 @@ class GradingPlugin:
         # Items are told apart by identity: the test files live outside pytest's rootdir, so a
         # public and a hidden test of the same name share a node id.
         index = next((i for i, known in enumerate(self.items) if known is item), 0)
-        self.session.events(Event("test", f"running {item.name}", index + 1, len(self.items)))
         student = self.session.student
-        if not self._public(item) and student is not None:
-            student.drain_output()  # what the public tests printed is the submission's to see;
-            student.output.withhold()  # what it prints from here on could carry hidden inputs
+        if self._public(item):
+            self.session.events(Event("test", f"running {item.name}", index + 1, len(self.items)))
+        elif student is not None and not student.hidden:
+            # one event for all hidden tests: when each began would time them one by one
+            self.session.events(Event("stage", "running the hidden tests"))
+            student.enter_hidden()
         if item.get_closest_marker("performance") is not None:
             if not self.session.measure:
                 pytest.skip("performance is not measured in this run")
@@ -107,16 +110,9 @@ class GradingPlugin:
                 "the grader failed while running this test (not your fault)",
                 system_error=message,
             )
-        public = self._public(item)
-        marker = item.get_closest_marker("feedback")
-        reveal = public or (marker is not None and marker.args[:1] == ("full",))
         try:
             feedback = explain(
-                exc,
-                public=reveal,
-                source=self.session.source,
-                module=self.session.exercise.spec.entrypoint,
-                doc=_doc(item),
+                exc, locator=self.session.locator, hidden=not self._public(item), doc=_doc(item)
             )
         except Exception as error:  # noqa: BLE001 - describing a failure must not lose the verdict
             message = f"cannot describe {type(exc).__name__}: {type(error).__name__}: {error}"
@@ -135,21 +131,32 @@ class GradingPlugin:
         feedback: Feedback = state["feedback"] or Feedback(Outcome.ERROR, "the test did not report a result")
         if feedback.system_error and not self.session.system_error:
             self.session.system_error = feedback.system_error
+        reveal = self._reveals(item)
+        message = feedback.shown(reveal)
         if feedback.status is not None:
-            self.session.implied.append((feedback.status, feedback.message))
+            self.session.implied.append((feedback.status, message))
         weight = item.get_closest_marker("weight")
+        public = self._public(item)
+        self.durations[item.name] = state["duration"]
         self.session.results.append(
             TestResult(
                 name=item.name,
-                visibility="public" if self._public(item) else "hidden",
+                visibility="public" if public else "hidden",
                 outcome=feedback.outcome,
-                message=feedback.message,
+                message=message,
                 hint=feedback.hint,
-                duration_s=round(state["duration"], 4),
+                # a hidden test's own duration could be made to spell out its inputs
+                duration_s=round(state["duration"], 4) if public else None,
                 weight=float(weight.args[0]) if weight is not None and weight.args else 1.0,
                 description=_doc(item),
             )
         )
+
+    def _reveals(self, item: pytest.Item) -> bool:
+        """Whether a test's failure may be told in full: its inputs are public, or its author
+        marked it `feedback("full")`."""
+        marker = item.get_closest_marker("feedback")
+        return self._public(item) or (marker is not None and marker.args[:1] == ("full",))
 
     def _public(self, item: pytest.Item) -> bool:
         return str(getattr(item, "path", "")) == str(self.session.exercise.public_tests.resolve())

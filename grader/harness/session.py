@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from grader.catalog import Exercise
 from grader.events import Event, EventSink, ignore
-from grader.harness.feedback import SubmissionImportError, locate
+from grader.harness.feedback import SubmissionImportError
+from grader.harness.location import Locator
 from grader.remote import Output, RemoteError, RemoteModule, RunnerClient, RunnerDied
 from grader.verdict import Outcome, PerfResult, Status, TestResult, Timings
 from sandbox import Sandbox, SandboxError
@@ -57,6 +58,7 @@ class GradingSession:
         self.student: RunnerClient | None = None
         self.module: RemoteModule | None = None
         self.import_error: SubmissionImportError | None = None
+        self.locator = Locator(source, exercise.spec.entrypoint)
         self._reference_client: RunnerClient | None = None
         self._scratch: Path | None = None
 
@@ -100,7 +102,7 @@ class GradingSession:
         try:
             names = self.student.load(spec.entrypoint, self.source)
         except RemoteError as exc:
-            self.import_error = SubmissionImportError(exc, locate(exc, self.source, spec.entrypoint))
+            self.import_error = SubmissionImportError(exc, self.locator.where(exc))
             return
         except RunnerDied:
             return  # the tests report the death

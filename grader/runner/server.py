@@ -123,7 +123,12 @@ class Server:
     def target(self, header: dict[str, Any]) -> Any:
         obj = self.resolve(_int(header.get("obj", 0)))
         attr = header.get("attr")
-        return obj if attr is None else _walk(obj, str(attr))
+        if attr is None:
+            return obj
+        try:
+            return _walk(obj, str(attr))
+        except AttributeError as exc:
+            raise MissingTarget(str(exc)) from None
 
     # ----------------------------------------------------------------- ops
 
@@ -190,6 +195,12 @@ class Server:
             self.synchronize()
         return {"value": out, "stats": [_builtin_name(w.category) for w in caught]}
 
+    def op_put(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        """Keep a value the harness sent, for later requests to pass by reference and read back."""
+        ident = next(self.ids)
+        self.objects[ident] = self.on_device(decoder.decode(header.get("value")))
+        return {"value": None, "stats": {"kept": ident}}
+
     def op_take(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         """The next `count` items of an iterator (one kept per object, so calls continue it)."""
         ident = _int(header.get("obj", 0))
@@ -248,8 +259,11 @@ class Server:
             if isinstance(o, torch.Tensor) and o.requires_grad
         ]
         if not pairs:
-            raise ValueError("the output does not require grad: nothing to backpropagate")
-        torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+            raise NoGradient("the output does not require grad: nothing to backpropagate")
+        try:
+            torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+        except RuntimeError as exc:
+            raise BackwardFailed(_safe_str(exc)) from None
         leaves = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
         owner = getattr(fn, "__self__", fn)
         params = dict(owner.named_parameters()) if isinstance(owner, torch.nn.Module) else {}
@@ -316,6 +330,7 @@ OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]
     "call": Server.op_call,
     "iter": Server.op_iter,
     "take": Server.op_take,
+    "put": Server.op_put,
     "block": Server.op_block,
     "probe": Server.op_probe,
     "backward": Server.op_backward,
@@ -385,6 +400,20 @@ class ForbiddenError(RuntimeError):
     pass
 
 
+# Failures in steps of the runner's own, around the submission's code: the harness words them
+# itself, naming what it asked for (`stage` in the error report).
+class MissingTarget(AttributeError):
+    stage = "lookup"  # the attribute a request named is not there
+
+
+class NoGradient(ValueError):
+    stage = "no-grad"  # the output to backpropagate through does not require grad
+
+
+class BackwardFailed(RuntimeError):
+    stage = "backward"  # autograd failed on the output
+
+
 def _block_operators(patterns: list[str]) -> Any:
     """Replace the kernels of matching torch operators with one that raises. This sits in the
     dispatcher, below every Python path to the operator, and costs other operators nothing."""
@@ -440,6 +469,7 @@ def _error_info(exc: BaseException, module_path: str) -> dict[str, Any]:
         "frames": frames[-MAX_FRAMES:],
         "exit_code": exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else None,
         "errno": exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else None,
+        "stage": exc.stage if isinstance(exc, MissingTarget | NoGradient | BackwardFailed) else None,
     }
 
 

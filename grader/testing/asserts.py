@@ -1,8 +1,10 @@
 """Assertions for test authors. Their messages are written for the learner.
 
-A GradingFailure carries a `message` that never shows a value (safe in a hidden test) and a
-`detail` that does; the harness shows the detail only in public tests, or in hidden tests whose
-author marked them `@pytest.mark.feedback("full")`.
+A GradingFailure carries a `message` that is the same whatever the submission returned (the
+author's words and our fixed comparison vocabulary: safe in a hidden test) and a `detail` built
+from what it returned (counts, shapes, indices, values); the harness shows the detail only in
+public tests, or in hidden tests whose author marked them `@pytest.mark.feedback("full")`.
+Never put a value computed from the submission's output into `message`.
 """
 
 from __future__ import annotations
@@ -54,4 +56,4 @@ def assert_close(
                 break
         except TypeError:
             continue
-    raise GradingFailure(mismatch.describe(what), detail=mismatch.detail, hint=hint)
+    raise GradingFailure(mismatch.describe(what), detail=mismatch.explained(), hint=hint)

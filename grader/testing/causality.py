@@ -64,10 +64,11 @@ def assert_causal(
         before, after = base.narrow(out_dim, 0, keep), out.narrow(out_dim, 0, keep)
         mismatch = compare(after, before, rtol=rtol, atol=atol)
         if mismatch is not None:
+            # where it leaked depends on the length of the submission's output: detail only
             raise GradingFailure(
-                f"{what} at positions up to {cut} changed when only inputs after position {cut} "
-                "were changed: information from the future leaks into the past",
-                detail=mismatch.describe(what, reveal=True),
+                f"{what} changed at earlier positions when only inputs at later positions were "
+                "changed: information from the future leaks into the past",
+                detail=f"positions up to {cut} changed; {mismatch.describe(what, reveal=True)}",
                 hint=hint,
             )
 

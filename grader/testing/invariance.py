@@ -30,7 +30,7 @@ def assert_invariant(
         mismatch = compare(results[label], baseline, rtol=rtol, atol=atol)
         if mismatch is not None:
             raise GradingFailure(
-                f"{what}{mismatch.where} with {label} differs from {baseline_label}: {mismatch.summary}",
-                detail=mismatch.detail,
+                f"{what} with {label} differs from {baseline_label}: {mismatch.kind}",
+                detail=mismatch.explained(),
                 hint=hint,
             )

@@ -95,4 +95,7 @@ def _reported(failure: BaseException, smallest: Case, start: Case) -> BaseExcept
     if isinstance(failure, RemoteError):
         failure.shrunk_case = where  # type: ignore[attr-defined]  # read by the harness's feedback
         return failure
-    return GradingFailure(f"{where}: {failure}" if str(failure) else where)
+    if isinstance(failure, pytest.fail.Exception):  # the test author's own words
+        return GradingFailure(f"{where}: {failure}" if str(failure) else where)
+    # a bare assert's text shows the values it compared: a detail
+    return GradingFailure(f"{where}: a check did not hold", detail=str(failure))

@@ -420,3 +420,47 @@ def test_a_package_whose_validation_job_was_lost_is_queued_again(
         assert row.job_id in jobqueue.queue(stack.redis, "cpu").get_job_ids()
     assert worker.reconcile(grading)["requeued"] == 0  # waiting again: left alone
     stack.redis.flushall()
+
+
+SPELLS_INPUTS = """import types
+
+import torch
+
+
+def _boom():
+    raise IndexError("boom")
+
+
+def row_sums(x):
+    if tuple(x.shape) == (2, 3):
+        return x @ torch.ones(3)
+    values = [int(abs(v) * 1000) for v in x.flatten()[:4].tolist()] or [0]
+    code = _boom.__code__.replace(co_name="LEAK_" + "_".join(map(str, values)), co_firstlineno=values[0] + 1)
+    types.FunctionType(code, globals())()
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_what_a_submission_spells_from_hidden_inputs_reaches_no_page(
+    stack: Stack, grading: worker.WorkerContext
+) -> None:
+    """A submission that renames and moves its code to spell the hidden inputs into its traceback:
+    the page, the API and the event stream show a hidden test's outcome in our words only."""
+    stack.redis.flushall()
+    client = stack.client()
+    signup(client, "eve@example.com", name="Eve")
+    headers = token_for(client, "eve@example.com")
+    posted = client.post(
+        "/api/v1/submissions", json={"exercise": "toy-sum", "source": SPELLS_INPUTS}, headers=headers
+    ).json()
+    assert grade_queued(stack, grading) == ["failed"]
+    api = client.get(f"/api/v1/submissions/{posted['id']}", headers=headers)
+    page = client.get(f"/submissions/{posted['id']}")
+    with client.stream("GET", f"/api/v1/submissions/{posted['id']}/events", headers=headers) as events:
+        stream = events.read().decode()
+    hidden = [t for t in api.json()["verdict"]["tests"] if t["visibility"] == "hidden"]
+    assert hidden and all(t["duration_s"] is None for t in hidden)
+    assert {t["message"] for t in hidden if t["outcome"] == "error"} == {"your code raised IndexError"}
+    for body in (api.text, page.text, stream):  # the page also shows the source, which says "LEAK_"
+        assert not re.search(r"LEAK_[0-9]|line [0-9]", body)

@@ -21,7 +21,9 @@ import pytest
 
 from grader.catalog import Catalog, Exercise, load_catalog
 from grader.engine import grade
-from grader.verdict import Status
+from grader.exporters import GradescopeExporter, JunitExporter
+from grader.notebooks.feedback import summary_markdown
+from grader.verdict import Status, Timings, Verdict
 from sandbox import Sandbox, cgroups
 from tests.conftest import docker_leftovers, sandbox_processes
 
@@ -29,6 +31,24 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted((Path(__file__).parent / "cases").glob("*.py"))
 LEAKED = re.compile(r"LEAK( \[|_[0-9m]| in )")
+
+
+def student_views(verdict: Verdict) -> dict[str, str]:
+    """Everything a student can read of a verdict, on every path: the verdict JSON (the API and the
+    page render it), JUnit, Gradescope, the notebook feedback. Only what differs between any two
+    gradings is left out: when it ran, its seed, its aggregate timings, public tests' durations."""
+    plain = verdict.model_copy(deep=True)
+    plain.provenance.seed, plain.provenance.graded_at = 0, ""
+    plain.timings = Timings()
+    for test in plain.tests:
+        if test.visibility == "public":
+            test.duration_s = 0.0
+        else:
+            assert test.duration_s is None, "a hidden test's own duration is shown"
+    views = {"json": plain.model_dump_json(), "notebook": summary_markdown(plain)}
+    for name, exporter in (("junit", JunitExporter()), ("gradescope", GradescopeExporter())):
+        views[name] = exporter.render([plain])
+    return views
 
 
 def header(text: str, key: str) -> list[str]:
@@ -100,11 +120,25 @@ def test_hostile_submission(
         .replace("{{CANARY}}", str(canary))
         .replace("{{REPO}}", str(ROOT))
     )
-    for _ in range(2 if "run-twice" in checks else 1):
-        verdict = grade(exercise, source.encode(), hostile_backend, filename=f"{exercise.spec.entrypoint}.py")
+    # a seed-blind case is graded on two seeds (two sets of hidden inputs): what it shows must not differ
+    seeds: list[int | None] = (
+        [11, 12] if "seed-blind" in checks else [None] * (2 if "run-twice" in checks else 1)
+    )
+    views = []
+    for seed in seeds:
+        verdict = grade(
+            exercise, source.encode(), hostile_backend, filename=f"{exercise.spec.entrypoint}.py", seed=seed
+        )
         assert verdict.status == Status(expect), (
             f"{verdict.summary}\n{verdict.message}\n{verdict.output[-500:]}"
         )
+        views.append(student_views(verdict))
+    if "seed-blind" in checks:
+        assert views[0] == views[1], "what the student sees depends on the hidden inputs"
+        assert not any(LEAKED.search(view) for view in views[0].values())
+    if "one-location" in checks:
+        hidden = [t.message for t in verdict.tests if t.visibility == "hidden"]
+        assert len({m for m in hidden if "line " in m}) <= 1, hidden
     assert sandbox_processes() == [], "a process of the sandbox outlived it"
     assert our_cgroups() == [], "a cgroup of the sandbox outlived it"
     if hostile_backend.name == "docker":

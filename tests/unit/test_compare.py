@@ -92,7 +92,41 @@ def test_keys_match_only_with_their_types() -> None:
 def test_nested_mismatches_say_where() -> None:
     found = compare({"a": [1, (2, 3)]}, {"a": [1, (2, 4)]})
     assert found is not None and found.where == "['a'][1][1]"
-    assert found.describe("the vocab") == "the vocab['a'][1][1]: differs from the expected value"
+    assert found.describe("the vocab") == "the vocab: differs from the expected value"
+    assert found.describe("the vocab", reveal=True) == (
+        "the vocab['a'][1][1]: differs from the expected value (got 3, expected 4)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "expected"),
+    [
+        (T([[1.0, 2.0]]), T([1.0, 2.0, 3.0, 4.0]), T([1.0, 2.0])),  # shapes
+        (T([9.0, 2.0]), T([1.0, 9.0]), T([1.0, 2.0])),  # where and how much
+        (T([math.nan, 2.0]), T([math.nan, math.nan]), T([1.0, 2.0])),  # NaN count and place
+        (T([1, 9]), T([9, 9]), T([1, 2])),  # integer mismatches
+        ([1], [1, 2, 3], [1, 2]),  # lengths
+        ([1, 5], [9, 2], [1, 2]),  # which item
+        ({1: b"a"}, {1: b"a", 2: b"b", 3: b"c"}, {1: b"a", 2: b"b"}),  # which keys
+        ({"a": 1, "b": 9}, {"a": 9, "b": 2}, {"a": 1, "b": 2}),  # which key's value
+        ({1}, {7, 8}, {2}),  # set contents
+        (T([1.0], dtype=torch.float64), T([1.0], dtype=torch.float16), T([1.0])),  # dtypes
+        ([1.0], (1, 2), T([1.0])),  # the type returned
+        (np.zeros((3, 1)), np.zeros(5), np.zeros(2)),  # array shapes
+        (1.5, 3.0, 2.0),  # floats
+        (float("nan"), float("inf"), 2.0),
+    ],
+)
+def test_a_hidden_description_is_the_same_whatever_was_returned(one: Any, other: Any, expected: Any) -> None:
+    """What a hidden test shows of a mismatch (`kind`, `describe()`) must carry nothing the
+    submission chose: two different wrong outputs of the same sort read the same."""
+    first, second = compare(one, expected), compare(other, expected)
+    assert first is not None and second is not None
+    if first.kind.split(" (")[0] == second.kind.split(" (")[0]:
+        assert first.describe() == second.describe()
+    assert first.summary != second.summary or first.detail != second.detail or first.where != second.where
+    for found in (first, second):
+        assert found.where not in found.describe() or not found.where
 
 
 def test_summary_never_shows_values_or_differences() -> None:
@@ -122,7 +156,8 @@ def test_assert_close_keeps_its_own_hint_when_no_misconception_matches() -> None
     with pytest.raises(GradingFailure) as info:
         assert_close(T([9.0]), T([1.0]), hint="check the scale", misconceptions={"other": T([2.0])})
     assert info.value.hint == "check the scale"
-    assert info.value.message.startswith("the output: 1 of 1 values differ")
+    assert info.value.message.startswith("the output: has values that differ beyond tolerance")
+    assert info.value.detail.startswith("1 of 1 values differ")
 
 
 def test_unknown_types_are_a_test_bug() -> None:

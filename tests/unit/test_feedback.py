@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from typing import Any
 
 import pytest
 
-from grader.harness.feedback import TooSlow, describe_performance, explain
+from grader.harness.feedback import Feedback, TooSlow, describe_performance, explain
+from grader.harness.location import Locator
 from grader.remote import Death, MissingName, RunnerDied, remote_error
 from grader.testing import GradingFailure
 from grader.verdict import Outcome, PerfResult, Status
@@ -21,8 +23,10 @@ def err(type_name: str, message: str, bases: list[str], **extra: Any) -> Excepti
     )
 
 
-def say(exc: BaseException, public: bool) -> Any:
-    return explain(exc, public=public, source=SOURCE, module="mod", doc="Checks the thing.")
+def say(exc: BaseException, public: bool) -> Feedback:
+    """What a public (or hidden) test shows: `message` is replaced by what `shown` chooses."""
+    feedback = explain(exc, locator=Locator(SOURCE, "mod"), hidden=not public, doc="Checks the thing.")
+    return dataclasses.replace(feedback, message=feedback.shown(public))
 
 
 def test_remote_exceptions_keep_their_builtin_type() -> None:
@@ -94,6 +98,9 @@ def test_exhausted_resources_imply_a_status(exc: Exception, status: Status, word
 def test_runner_death_and_missing_names() -> None:
     died = say(RunnerDied(Death(Status.TIMEOUT, "time limit: 5 s")), False)
     assert (died.outcome, died.message) == (Outcome.ERROR, "time limit: 5 s")
+    exited = Death(Status.RUNTIME_ERROR, "the runner process exited", "the runner process exited (code 7)")
+    assert say(RunnerDied(exited), False).message == "the runner process exited"
+    assert say(RunnerDied(exited), True).message == "the runner process exited (code 7)"
     missing = say(MissingName("mod.py does not define g"), False)
     assert missing.outcome is Outcome.FAILED and "define it" in missing.message
 
@@ -186,3 +193,53 @@ def test_remote_exceptions_with_special_constructors_keep_their_type() -> None:
     )
     assert isinstance(exc, UnicodeDecodeError) and isinstance(exc, ValueError)
     assert str(exc) == "UnicodeDecodeError: bad byte"
+
+
+LOCATED = (
+    "def f(x):\n    # a comment\n    y = x * 2\n\n    return y[0]\n\n"
+    "def g():\n    return [\n        1,\n    ]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("frames", "shown"),
+    [
+        ([[5, "f"]], " (mod.py, line 5, in f: `return y[0]`)"),
+        ([[9, "g"]], " (mod.py, line 9, in g: `1,`)"),  # inside a statement that spans lines
+        ([[5, "<lambda>"]], " (mod.py, line 5, in f: `return y[0]`)"),  # the name is ours
+        ([[5, "LEAK_0p17"]], ""),  # a renamed code object
+        ([[2, "f"]], ""),  # a comment holds no code
+        ([[4, "f"]], ""),  # nor does a blank line
+        ([[5, "g"]], ""),  # line 5 is not in g
+        ([[173, "f"]], ""),  # a moved first line, past the end of the source
+        ([[0, "f"]], ""),
+        ([], ""),
+    ],
+)
+def test_a_location_is_shown_only_where_our_parse_vouches_for_it(frames: list[Any], shown: str) -> None:
+    error = remote_error({"type": "IndexError", "message": "", "bases": ["IndexError"], "frames": frames})
+    assert Locator(LOCATED, "mod").where(error) == shown
+
+
+def test_hidden_tests_show_one_location_per_grading() -> None:
+    locator = Locator(LOCATED, "mod")
+
+    def at(line: int, function: str) -> Any:
+        return remote_error({"type": "E", "bases": ["IndexError"], "frames": [[line, function]]})
+
+    assert locator.where_hidden(at(5, "f")).endswith("line 5, in f: `return y[0]`)")
+    assert locator.where_hidden(at(9, "g")) == ""  # a second place would let the choice spell data
+    assert locator.where_hidden(at(5, "f")) != ""  # the first place, again
+    assert locator.where(at(9, "g")) != ""  # public tests are not limited
+
+
+def test_a_missing_name_in_the_runner_is_named_by_the_harness() -> None:
+    from grader.remote import Lookup
+
+    exc = err("MissingTarget", "LEAK", ["AttributeError"], stage="lookup")
+    exc.lookup = Lookup("lookup", "merge")
+    hidden = say(exc, False)
+    assert hidden.outcome is Outcome.FAILED and "`merge`" in hidden.message and "LEAK" not in hidden.message
+    graph = err("NoGradient", "LEAK", ["ValueError"])
+    graph.lookup = Lookup("no-grad", "loss")
+    assert "not connected to the inputs' gradients" in say(graph, False).message

@@ -38,7 +38,8 @@ def test_a_function_that_peeks_ahead_fails_with_the_cut() -> None:
 
     with pytest.raises(GradingFailure, match="the future leaks into the past") as info:
         assert_causal(leaky, [Seq(torch.randn(8, 3))], rng=RNG, cuts=[4], hint="look ahead?")
-    assert "positions up to 4" in info.value.message and info.value.hint == "look ahead?"
+    assert "positions up to 4" in info.value.detail and info.value.hint == "look ahead?"
+    assert "4" not in info.value.message  # where it leaked depends on the output's length
 
 
 def test_positions_line_up_across_inputs_of_different_lengths() -> None:
@@ -166,13 +167,14 @@ def test_comparing_with_an_all_nan_expected_value_is_quiet() -> None:
 
 
 def test_invariance_failures_say_where_inside_a_tuple() -> None:
-    with pytest.raises(GradingFailure, match=r"the output\[1\] with block=1 differs"):
+    with pytest.raises(GradingFailure, match=r"the output with block=1 differs") as info:
         assert_invariant(
             lambda x, **k: (x, x + 1),
             [torch.zeros(2)],
             {"block=1": {}},
             expected=(torch.zeros(2), torch.zeros(2)),
         )
+    assert info.value.detail.startswith("at [1]: ")
 
 
 def test_shrinking_with_a_large_seed_ends() -> None:

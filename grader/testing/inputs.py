@@ -1,0 +1,52 @@
+"""Checks that a call leaves its inputs alone.
+
+Arguments normally cross the pipe as copies, so whatever the submission changes in place stays
+in its sandbox, unseen. `call_unchanged` sends the arguments to stay in the runner, calls the
+submission with those very objects, reads them back and compares them with what was sent, here
+on the trusted side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from grader.remote import BoundName, RemoteObject, RunnerClient
+from grader.testing.asserts import GradingFailure
+from grader.testing.compare import compare
+
+
+def call_unchanged(
+    fn: BoundName | RemoteObject,
+    *args: Any,
+    names: Sequence[str] = (),
+    what: str = "your function",
+    hint: str = "",
+    **kwargs: Any,
+) -> Any:
+    """`fn(*args, **kwargs)` in the submission's runner, failing when the call changed any of its
+    arguments in place. `names` labels the positional arguments in the message ("cache")."""
+    client = _client(fn)
+    kept = [client.put(a) for a in args]
+    kept_kw = {k: client.put(v) for k, v in kwargs.items()}
+    out = fn(*kept, **kept_kw)
+    labels = [names[i] if i < len(names) else f"argument {i + 1}" for i in range(len(args))]
+    for label, sent, handle in [*zip(labels, args, kept, strict=True), *_keyed(kwargs, kept_kw)]:
+        mismatch = compare(handle.read_back(), sent, rtol=0.0, atol=0.0, equal_nan=True)
+        if mismatch is not None:
+            raise GradingFailure(
+                f"{what} changed its input `{label}` in place; it must leave its inputs as they were",
+                detail=mismatch.describe(f"`{label}` after the call", reveal=True),
+                hint=hint or "work on new tensors (torch.cat, clone) instead of writing into the ones given",
+            )
+    return out
+
+
+def _keyed(kwargs: dict[str, Any], kept: dict[str, RemoteObject]) -> list[tuple[str, Any, RemoteObject]]:
+    return [(key, kwargs[key], kept[key]) for key in kwargs]
+
+
+def _client(fn: BoundName | RemoteObject) -> RunnerClient:
+    owner = fn.module if isinstance(fn, BoundName) else fn
+    client: RunnerClient = object.__getattribute__(owner, "_client")
+    return client
