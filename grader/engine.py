@@ -174,6 +174,8 @@ def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, 
     statuses = [Status.PASSED]
     message = ""
     student = session.student
+    if student is not None:
+        student.drain_output()  # the runner flushed before its last reply: all of it is in the pipe
     if student is not None and student.death is not None:
         statuses.append(student.death.status)
         message = student.death.shown()
@@ -200,8 +202,8 @@ def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, 
         tests=results,
         performance=session.performance,
         output=output.text() if output else "",
-        output_bytes=output.total if output else 0,
-        output_withheld_bytes=output.withheld if output else 0,
+        output_bytes=output.total - output.withheld if output else 0,
+        output_withheld=bool(output.withheld) if output else False,
         output_truncated=output.truncated if output else False,
         limits=limits,
         timings=session.timings,

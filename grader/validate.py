@@ -38,7 +38,11 @@ def validate_exercise(
     *,
     events: EventSink = ignore,
     on_check: Callable[[Check], None] | None = None,
+    seeds: int = 1,
 ) -> list[Check]:
+    """Grade the reference, the skeleton and every wrong variant with the validation seed; with
+    `seeds` > 1, also grade the reference's correctness on seeds 1 .. seeds - 1, so that a test
+    whose tolerance or data only holds for some inputs fails here, not in front of a student."""
     checks: list[Check] = []
 
     def add(check: Check) -> None:
@@ -48,6 +52,9 @@ def validate_exercise(
 
     reference = _grade(exercise, exercise.solution, backend, events)
     add(_reference_check(exercise, reference))
+    for seed in range(VALIDATION_SEED + 1, VALIDATION_SEED + seeds):
+        verdict = _grade(exercise, exercise.solution, backend, events, seed=seed, measure=False)
+        add(_expect(exercise, f"reference (seed {seed})", verdict, Status.PASSED, ()))
     skeleton = _grade(exercise, exercise.skeleton, backend, events)
     add(_expect(exercise, "skeleton", skeleton, Status.FAILED, ()))
     for wrong in exercise.wrong:
@@ -56,10 +63,18 @@ def validate_exercise(
     return checks
 
 
-def _grade(exercise: Exercise, path: Path, backend: Sandbox, events: EventSink) -> Verdict:
-    # a fixed seed: validation must be reproducible (authors check other seeds with `grade --seed`)
+def _grade(
+    exercise: Exercise,
+    path: Path,
+    backend: Sandbox,
+    events: EventSink,
+    *,
+    seed: int = VALIDATION_SEED,
+    measure: bool = True,
+) -> Verdict:
+    # a fixed seed: validation must be reproducible (other seeds: `--seeds`, or `grade --seed`)
     return grade(
-        exercise, path.read_bytes(), backend, events=events, filename=path.name, seed=VALIDATION_SEED
+        exercise, path.read_bytes(), backend, events=events, filename=path.name, seed=seed, measure=measure
     )
 
 

@@ -170,8 +170,10 @@ class Verdict(BaseModel):
     tests: list[TestResult] = Field(default_factory=list)
     performance: list[PerfResult] = Field(default_factory=list)
     output: str = ""  # what the submission printed before the hidden tests, truncated
-    output_bytes: int = 0  # everything it printed
-    output_withheld_bytes: int = 0  # printed during hidden tests: counted, never shown
+    output_bytes: int = 0  # what it printed before the hidden tests (counted, if not all kept)
+    # it printed during the hidden tests: counted against the limit, never shown, and not even
+    # how much (a length is a number the submission chooses)
+    output_withheld: bool = False
     output_truncated: bool = False
     limits: dict[str, Any] = Field(default_factory=dict)
     timings: Timings = Field(default_factory=Timings)

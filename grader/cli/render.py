@@ -37,13 +37,13 @@ def verdict(console: Console, result: Verdict) -> None:
         parts.append(_tests(result))
     if result.performance:
         parts.append(_performance(result))
-    if result.output or result.output_withheld_bytes:
+    if result.output or result.output_withheld:
         shown = result.output[:2000]
         notes = []
         if len(result.output) > len(shown) or result.output_truncated:
             notes.append(f"the first {len(shown)} characters")
-        if result.output_withheld_bytes:
-            notes.append(f"{result.output_withheld_bytes} bytes printed during hidden tests are not shown")
+        if result.output_withheld:
+            notes.append("what your code printed during the hidden tests is not shown")
         heading = "your output" + (f" ({'; '.join(notes)})" if notes else "")
         parts.append(Panel(Text(shown), title=Text(heading), title_align="left", border_style="dim"))
     t, prov = result.timings, result.provenance

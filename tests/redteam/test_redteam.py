@@ -135,7 +135,8 @@ def test_hostile_submission(
         views.append(student_views(verdict))
     if "seed-blind" in checks:
         assert views[0] == views[1], "what the student sees depends on the hidden inputs"
-        assert not any(LEAKED.search(view) for view in views[0].values())
+        if "no-leak-in-output" not in checks:  # there, the public test's input is printed, rightly
+            assert not any(LEAKED.search(view) for view in views[0].values())
     if "one-location" in checks:
         hidden = [t.message for t in verdict.tests if t.visibility == "hidden"]
         assert len({m for m in hidden if "line " in m}) <= 1, hidden
@@ -155,7 +156,7 @@ def test_hostile_submission(
     if "no-leak-in-output" in checks:
         public = [t for t in verdict.tests if t.visibility == "public"]
         assert "LEAK [[0.0, 1.0, 2.0]" in verdict.output  # the public test's input: the submission may see it
-        assert verdict.output.count("LEAK") == len(public) and verdict.output_withheld_bytes > 0
+        assert verdict.output.count("LEAK") == len(public) and verdict.output_withheld
     assert "SECRET-VALUE" not in verdict.model_dump_json()
 
 
