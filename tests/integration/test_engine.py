@@ -233,3 +233,29 @@ def test_the_runtime_s_own_output_is_not_the_submission_s(bwrap: Sandbox) -> Non
     exercise = load(root / "exercises", root / "solutions", strict=False).get("causal-masking")  # blocks ops
     verdict = grade(exercise, exercise.solution.read_bytes(), bwrap, measure=False)
     assert verdict.status is Status.PASSED and verdict.output == "" and verdict.output_bytes == 0
+
+
+DETACHED = """import torch
+
+
+def cross_entropy(logits, targets, ignore_index=-100):
+    x = logits.detach().float().reshape(-1, logits.shape[-1])
+    t = targets.reshape(-1)
+    keep = t != ignore_index
+    picked = x.gather(-1, torch.where(keep, t, 0).unsqueeze(-1)).squeeze(-1)
+    m = x.max(dim=-1, keepdim=True).values
+    losses = (m.squeeze(-1) + torch.log(torch.exp(x - m).sum(dim=-1)) - picked) * keep
+    return losses.sum() / keep.sum().clamp(min=1)
+"""
+
+
+def test_an_output_cut_from_the_graph_is_said_in_our_words(bwrap: Sandbox) -> None:
+    """The runner's own backward step finds nothing to backpropagate: the gradient tests say so,
+    naming the function the test called, not "your code raised ValueError"."""
+    curriculum = load_catalog(FIXTURES.parents[2] / "exercises", FIXTURES.parents[2] / "solutions")
+    verdict = run(curriculum, bwrap, DETACHED, slug="cross-entropy", measure=False)
+    gradients = [t for t in verdict.tests if t.name.startswith("test_gradient") and not t.ok]
+    assert verdict.status is Status.FAILED and gradients
+    for test in gradients:
+        assert "the output of cross_entropy is not connected to the inputs' gradients" in test.message
+        assert "ValueError" not in test.message and "detach" in test.hint
