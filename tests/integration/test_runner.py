@@ -213,7 +213,8 @@ def test_runner_deaths_are_classified_from_outside(
     with pytest.raises(RunnerDied) as info:
         getattr(module, name)()
     assert info.value.death.status is status, info.value.death
-    assert words in info.value.death.message
+    assert words in info.value.death.full or words in info.value.death.message
+    assert "3" not in info.value.death.message  # an exit code is the submission's to choose
     assert time.monotonic() - started < 10
     with pytest.raises(RunnerDied):
         module.double(1)  # a dead runner stays dead
@@ -285,7 +286,7 @@ def test_gradient_checks_against_local_autograd(module: RemoteModule) -> None:
     def frozen_w(x: torch.Tensor, w: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
         return (x * w.detach() * scale).pow(2).sum(-1)  # same output, no gradient for w
 
-    with pytest.raises(GradingFailure, match="the gradient of w: expected None"):
+    with pytest.raises(GradingFailure, match="the gradient of w: should be None"):
         assert_gradients_close(
             module.weighted, frozen_w, [x, w], {"scale": 0.5}, grad_output=upstream, names=("x", "w")
         )
