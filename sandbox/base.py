@@ -9,10 +9,16 @@ import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sandbox.cgroups import CgroupSet
 from sandbox.policy import Limits
+
+if TYPE_CHECKING:
+    from sandbox.uids import UidLease
+
+
+UID_SETTLE_SECONDS = 5.0  # how long a closed sandbox's killed processes may take to be reaped
 
 
 class SandboxError(Exception):
@@ -21,6 +27,11 @@ class SandboxError(Exception):
 
 class SandboxUnavailable(SandboxError):
     """This backend cannot run on this host (missing tool, no permission); carries the reason."""
+
+
+class SandboxRefused(SandboxUnavailable):
+    """The backend asked for is never right here, whatever the host: an unknown name, or `none`
+    for code that is not the caller's own. A usage error."""
 
 
 class Sandbox(ABC):
@@ -55,6 +66,7 @@ class SandboxProcess:
 
     CPU time and peak memory come from the sandbox's cgroup when it has one, otherwise from the
     host's /proc entry of the runner process. Neither is ever asked of the runner itself.
+    `lease` is the runner's own uid (`sandbox.uids`), given back once the sandbox is closed.
     """
 
     def __init__(
@@ -65,12 +77,15 @@ class SandboxProcess:
         cgroup: CgroupSet | None,
         nested: bool,
         cleanup: Callable[[], None] | None = None,
+        lease: UidLease | None = None,
     ) -> None:
         self.popen = popen
         self.backend = backend
         self.cgroup = cgroup
         self.nested = nested  # the runner is a descendant of the process we started
         self._cleanup = cleanup
+        self.lease = lease
+        self.uid = None if lease is None else lease.uid
         self.runner_pid: int | None = None if nested else popen.pid
         self.killed = False
         self.closed = False
@@ -166,7 +181,7 @@ class SandboxProcess:
                 self.cgroup.kill_all()
 
     def close(self) -> None:
-        """Kill everything the sandbox started and remove all trace of it."""
+        """Kill everything the sandbox started, remove all trace of it, then give its uid back."""
         if self.closed:
             return
         self.closed = True
@@ -186,6 +201,8 @@ class SandboxProcess:
         finally:
             if self._cleanup is not None:
                 self._cleanup()
+            if self.lease is not None:
+                self.lease.release(settle=UID_SETTLE_SECONDS)
 
 
 def _children(pid: int) -> list[int]:

@@ -1,9 +1,11 @@
-"""Per-sandbox cgroups: memory and pids limits, and the clocks read from outside the sandbox.
+"""Per-sandbox cgroups: memory, pids and CPU limits, and the clocks read from outside the sandbox.
 
 Both hierarchies are supported: cgroup v2 (the default on current distributions, used when its
-memory, pids and cpu controllers are available) and cgroup v1 (memory, pids and cpuacct
-controllers). Each sandbox gets its own group under `grader/`; groups left by a process that no
-longer exists are removed when the next one is created.
+memory, pids and cpu controllers are available) and cgroup v1 (memory, pids, cpu and cpuacct
+controllers). The CPU limit is a CFS quota of `Limits.cpus` CPUs per period (`cpu.max`, or
+`cpu.cfs_quota_us` over `cpu.cfs_period_us`), as Docker's `--cpus` sets it. Each sandbox gets
+its own group under `grader/`; groups left by a process that no longer exists are removed when
+the next one is created.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import secrets
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.policy import Limits
+from sandbox.policy import CPU_PERIOD_US, Limits, cpu_quota_us
 
 PARENT = "grader"
 _sequence = itertools.count()
@@ -78,13 +81,14 @@ class CgroupV1(CgroupSet):
     memory: Path
     pids_dir: Path
     cpuacct: Path
+    cpu: Path
 
     @property
     def procs_files(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.directories()]
 
     def directories(self) -> list[Path]:
-        return list(dict.fromkeys([self.memory, self.pids_dir, self.cpuacct]))
+        return list(dict.fromkeys([self.memory, self.pids_dir, self.cpuacct, self.cpu]))
 
     def cpu_ns(self) -> int:
         return int(_read(self.cpuacct / "cpuacct.usage"))
@@ -108,13 +112,22 @@ class CgroupV1(CgroupSet):
 
     @classmethod
     def create(cls, mounts: dict[str, Path], name: str, limits: Limits) -> CgroupV1:
-        dirs = {c: _make(mounts[c] / PARENT, name) for c in ("memory", "pids", "cpuacct")}
-        memory = limits.memory_mb * 1024 * 1024
-        _write(dirs["memory"] / "memory.limit_in_bytes", str(memory))
-        with contextlib.suppress(OSError):  # absent without swap accounting
-            _write(dirs["memory"] / "memory.memsw.limit_in_bytes", str(memory))
-        _write(dirs["pids"] / "pids.max", str(limits.pids))
-        return cls(memory=dirs["memory"], pids_dir=dirs["pids"], cpuacct=dirs["cpuacct"])
+        made: dict[Path, Path] = {}  # one group per hierarchy: cpu and cpuacct often share one
+        for controller in REQUIRED_V1:
+            mount = mounts[controller]
+            if mount not in made:
+                made[mount] = _make(mount / PARENT, name)
+        dirs = {c: made[mounts[c]] for c in REQUIRED_V1}
+        group = cls(memory=dirs["memory"], pids_dir=dirs["pids"], cpuacct=dirs["cpuacct"], cpu=dirs["cpu"])
+        with _removed_on_error(group):
+            memory = limits.memory_mb * 1024 * 1024
+            _write(group.memory / "memory.limit_in_bytes", str(memory))
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                _write(group.memory / "memory.memsw.limit_in_bytes", str(memory))
+            _write(group.pids_dir / "pids.max", str(limits.pids))
+            _write(group.cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(group.cpu / "cpu.cfs_quota_us", str(cpu_quota_us(limits)))
+        return group
 
 
 @dataclass
@@ -164,16 +177,18 @@ class CgroupV2(CgroupSet):
         _enable_controllers(root)
         parent.mkdir(exist_ok=True)
         _enable_controllers(parent)
-        path = _make(parent, name)
-        _write(path / "memory.max", str(limits.memory_mb * 1024 * 1024))
-        with contextlib.suppress(OSError):
-            _write(path / "memory.swap.max", "0")
-        _write(path / "pids.max", str(limits.pids))
-        return cls(path=path)
+        group = cls(path=_make(parent, name))
+        with _removed_on_error(group):
+            _write(group.path / "memory.max", str(limits.memory_mb * 1024 * 1024))
+            with contextlib.suppress(OSError):
+                _write(group.path / "memory.swap.max", "0")
+            _write(group.path / "pids.max", str(limits.pids))
+            _write(group.path / "cpu.max", f"{cpu_quota_us(limits)} {CPU_PERIOD_US}")
+        return group
 
 
 REQUIRED_V2 = {"memory", "pids", "cpu"}
-REQUIRED_V1 = ("memory", "pids", "cpuacct")
+REQUIRED_V1 = ("memory", "pids", "cpuacct", "cpu")
 
 
 def discover(mountinfo: str = "/proc/self/mountinfo") -> tuple[str, dict[str, Path]]:
@@ -221,7 +236,17 @@ def create(limits: Limits) -> CgroupSet:
             return CgroupV1.create(mounts, name, limits)
     except OSError as exc:
         raise CgroupUnavailable(f"cannot create a cgroup: {exc}") from exc
-    raise CgroupUnavailable("no cgroup v2 with memory, pids and cpu, nor cgroup v1 memory, pids and cpuacct")
+    raise CgroupUnavailable(
+        "no cgroup v2 with memory, pids and cpu, nor cgroup v1 memory, pids, cpuacct and cpu"
+    )
+
+
+def create_or_none(limits: Limits) -> CgroupSet | None:
+    """A fresh cgroup set, or None where this host has none (limits then fall back to rlimits)."""
+    try:
+        return create(limits)
+    except CgroupUnavailable:
+        return None
 
 
 def reap(parent: Path) -> None:
@@ -250,6 +275,17 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def _removed_on_error(group: CgroupSet) -> Iterator[None]:
+    """A group whose limits could not all be set is removed, not left behind half-limited."""
+    try:
+        yield
+    except OSError:
+        with contextlib.suppress(OSError):
+            group.remove(timeout=0)
+        raise
 
 
 def _make(parent: Path, name: str) -> Path:

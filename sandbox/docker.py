@@ -6,7 +6,8 @@ Two kinds of image work with it, told apart by the image's `grader.runtime` labe
   no registry is reachable; the host's interpreter, libraries and runner are bound read-only
   into it, exactly as bubblewrap binds them.
 
-Every container gets: no network, a read-only root, a size-capped tmpfs work dir, uid `nobody`,
+Every container gets: no network, a read-only root, a size-capped tmpfs work dir, a uid of its
+own (leased from `sandbox.uids` as for bubblewrap, and given back once the container is dead),
 no capabilities, no-new-privileges, our seccomp profile, pids/memory (swap included)/CPU limits,
 a private IPC namespace, no core dumps, an environment of our own, and labels naming the worker
 that started it, so that `reap()` can remove the strays of a worker that died. CPU time and memory
@@ -48,6 +49,7 @@ from sandbox.policy import (
     runner_env,
 )
 from sandbox.runtime import host_layout
+from sandbox.uids import UidPool
 
 DEFAULT_IMAGE = "grader-runtime:local"
 LABEL = "grader.sandbox"
@@ -64,19 +66,20 @@ def docker_argv(
     name: str,
     owner: str,
     seccomp_profile: str,
+    uid: int,
     device: str = "cpu",
 ) -> list[str]:
-    """The `docker create` command line for one runner (pure: unit tests assert on it)."""
+    """The `docker create` command line for one runner as `uid` (pure: unit tests assert on it)."""
     memory = f"{limits.memory_mb}m"
     size = limits.disk_mb * 1024 * 1024
     argv = [
         "docker", "create", "--interactive", "--name", name,
         "--label", f"{LABEL}=1", "--label", f"{OWNER_LABEL}={owner}",
         "--network", "none", "--read-only", "--ipc", "private", "--hostname", "sandbox",
-        "--user", f"{SANDBOX_UID}:{SANDBOX_UID}", "--cap-drop", "ALL",
+        "--user", f"{uid}:{uid}", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", "--security-opt", f"seccomp={seccomp_profile}",
         "--pids-limit", str(limits.pids), "--memory", memory, "--memory-swap", memory,
-        "--cpus", "1", "--ulimit", "core=0", "--ulimit", f"nofile={limits.open_files}",
+        "--cpus", f"{limits.cpus:g}", "--ulimit", "core=0", "--ulimit", f"nofile={limits.open_files}",
         "--ulimit", f"cpu={limits.cpu_seconds}", "--cgroup-parent", CGROUP_PARENT,
         "--tmpfs", f"{WORK_DIR}:rw,size={size},mode=1777,nosuid,nodev",
         "--tmpfs", f"{WORK_DIR}/tmp:rw,size={size},mode=1777,nosuid,nodev",
@@ -144,8 +147,9 @@ def _owner() -> str:
 class DockerSandbox(Sandbox):
     name = "docker"
 
-    def __init__(self, image: str | None = None) -> None:
+    def __init__(self, image: str | None = None, uids: UidPool | None = None) -> None:
         self._image = image or os.environ.get("GRADER_DOCKER_IMAGE", DEFAULT_IMAGE)
+        self.uids = uids or UidPool.from_env()
         self._reaped = False
 
     @property
@@ -156,6 +160,7 @@ class DockerSandbox(Sandbox):
         if shutil.which("docker") is None:
             raise SandboxUnavailable("the docker command is missing (Debian: apt-get install docker.io)")
         self._labels  # noqa: B018 - inspecting the image is the check
+        self.uids.check()
 
     @functools.cached_property
     def _labels(self) -> dict[str, str]:
@@ -173,38 +178,50 @@ class DockerSandbox(Sandbox):
         if not self._reaped:
             reap()
             self._reaped = True
-        name = f"grader-{os.getpid()}-{secrets.token_hex(6)}"
-        argv = docker_argv(
-            limits,
-            self._image,
-            image_layout(self._labels),
-            name=name,
-            owner=_owner(),
-            seccomp_profile=_profile_path(),
-            device=device,
-        )
-        created = _docker(argv[1:], check=False)
-        if created.returncode != 0:
-            raise SandboxError(f"docker create failed: {created.stderr.strip()}")
-        container = created.stdout.strip()
-        try:
-            popen = subprocess.Popen(
-                ["docker", "start", "--attach", "--interactive", container],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            _remove(container)
-            raise SandboxError(f"cannot start the container: {exc}") from exc
+        with contextlib.ExitStack() as undo:  # on any failure: the container goes, then the uid
+            lease = self.uids.lease()
+            undo.callback(lease.release)
+            container = self._create(limits, device, lease.uid)
+            undo.callback(_remove, container)
+            popen = _attach(container)
+            undo.pop_all()
         return SandboxProcess(
             popen,
             backend=self.name,
             cgroup=container_cgroup(container),
             nested=True,
             cleanup=lambda: _remove_soon(container),
+            lease=lease,
         )
+
+    def _create(self, limits: Limits, device: str, uid: int) -> str:
+        argv = docker_argv(
+            limits,
+            self._image,
+            image_layout(self._labels),
+            name=f"grader-{os.getpid()}-{secrets.token_hex(6)}",
+            owner=_owner(),
+            seccomp_profile=_profile_path(),
+            uid=uid,
+            device=device,
+        )
+        created = _docker(argv[1:], check=False)
+        if created.returncode != 0:
+            raise SandboxError(f"docker create failed: {created.stderr.strip()}")
+        return created.stdout.strip()
+
+
+def _attach(container: str) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            ["docker", "start", "--attach", "--interactive", container],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SandboxError(f"cannot start the container: {exc}") from exc
 
 
 def container_cgroup(container: str) -> cgroups.CgroupSet | None:
@@ -219,6 +236,7 @@ def container_cgroup(container: str) -> cgroups.CgroupSet | None:
                 memory=mounts["memory"] / relative,
                 pids_dir=mounts["pids"] / relative,
                 cpuacct=mounts["cpuacct"] / relative,
+                cpu=mounts["cpu"] / relative,
             ),
             container,
         )

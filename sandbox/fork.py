@@ -4,8 +4,9 @@ A cold bubblewrap runner spends most of its start importing torch (about 0.85 s 
 a grading starts two (the submission's and the reference's). `ForkingBwrap` keeps one fork server
 per device (`grader.runner.zygote`, itself in a bubblewrap sandbox) that imported the runtime
 once, and asks it for each runner: the runner is a fork of it that makes its own namespaces,
-cgroup membership, /work, rlimits, uid and seccomp filter before it serves a frame, so it is
-isolated as a cold one is and shares nothing writable with any other.
+cgroup membership (with its CPU quota), /work, rlimits, uid (leased for it alone, as for a cold
+runner) and seccomp filter before it serves a frame, so it is isolated as a cold one is and
+shares nothing writable, and no per-user kernel counter, with any other.
 
 Differences from a cold runner, all deliberate: its memory cgroup is charged only for the pages
 it touches (the runtime's pages stay charged to the fork server, so the baseline is smaller);
@@ -31,9 +32,10 @@ from typing import IO, Any, cast
 from sandbox import cgroups
 from sandbox.base import SandboxError, SandboxProcess, SandboxUnavailable
 from sandbox.bwrap import HOST_ENV, BwrapSandbox
-from sandbox.policy import SANDBOX_UID, Limits, fork_server_argv, gpu_nodes, rlimits, runner_env
+from sandbox.policy import Limits, fork_server_argv, gpu_nodes, rlimits, runner_env
 from sandbox.runtime import host_layout
 from sandbox.seccomp import filter_fd
+from sandbox.uids import UidPool
 
 log = logging.getLogger("grader.sandbox")
 STARTUP_SECONDS = 120.0  # importing torch on a loaded machine
@@ -112,8 +114,8 @@ class ForkServer:
     def alive(self) -> bool:
         return not self.closed and self.popen.poll() is None
 
-    def spawn(self, limits: Limits, group: cgroups.CgroupSet | None) -> ForkedRunner:
-        """A new runner under `limits`, in `group` when given."""
+    def spawn(self, limits: Limits, group: cgroups.CgroupSet | None, uid: int) -> ForkedRunner:
+        """A new runner under `limits`, as `uid`, in `group` when given."""
         pipes = [os.pipe() for _ in range(3)]
         ours = [pipes[0][1], pipes[1][0], pipes[2][0]]
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1]]
@@ -125,7 +127,7 @@ class ForkServer:
             request = {
                 "id": ident,
                 "cgroups": len(files),
-                "uid": SANDBOX_UID,
+                "uid": uid,
                 "disk_bytes": limits.disk_mb * 1024 * 1024,
                 "env": runner_env(limits, self.device),
                 "rlimits": rlimits(
@@ -266,7 +268,8 @@ class ForkingBwrap(BwrapSandbox):
     def start_method(self) -> str:
         return "fork"
 
-    def __init__(self, preload: tuple[str, ...] = ("torch",)) -> None:
+    def __init__(self, preload: tuple[str, ...] = ("torch",), uids: UidPool | None = None) -> None:
+        super().__init__(uids)
         self.preload = preload
         self._servers: dict[str, ForkServer] = {}
         self._lock = threading.Lock()
@@ -292,19 +295,16 @@ class ForkingBwrap(BwrapSandbox):
 
     def start(self, limits: Limits, *, device: str = "cpu") -> SandboxProcess:
         server = self.server(device)
-        try:
-            group: cgroups.CgroupSet | None = cgroups.create(limits)
-        except cgroups.CgroupUnavailable:
-            group = None
-        try:
-            runner = server.spawn(limits, group)
-        except BaseException:
+        with contextlib.ExitStack() as undo:  # on any failure: the cgroup goes, then the uid
+            lease = self.uids.lease()
+            undo.callback(lease.release)
+            group = cgroups.create_or_none(limits)
             if group is not None:
-                group.remove()
-            raise
-        return SandboxProcess(
-            cast("subprocess.Popen[bytes]", runner), backend=self.name, cgroup=group, nested=False
-        )
+                undo.callback(group.remove)
+            runner = server.spawn(limits, group, lease.uid)
+            undo.pop_all()
+        popen = cast("subprocess.Popen[bytes]", runner)
+        return SandboxProcess(popen, backend=self.name, cgroup=group, nested=False, lease=lease)
 
     def close(self) -> None:
         with self._lock:

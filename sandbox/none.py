@@ -1,7 +1,8 @@
 """No sandbox at all: the runner as a plain subprocess, for an instructor's own code only.
 
-It is refused for submissions; `grader exercise validate --sandbox none` and `grader grade
---sandbox none` use it on code the person running the command wrote.
+`sandbox.select_backend` refuses it for anything but the caller's own code: only `grader exercise
+validate --sandbox none` uses it, on solutions the person running the command wrote. It runs as
+the caller, with the same cgroup limits (memory, pids, CPU) as a sandbox.
 """
 
 from __future__ import annotations
@@ -25,10 +26,7 @@ class UnsandboxedRunner(Sandbox):
     def start(self, limits: Limits, *, device: str = "cpu") -> SandboxProcess:
         work = tempfile.mkdtemp(prefix="grader-none-")
         os.mkdir(os.path.join(work, "tmp"))
-        try:
-            group: cgroups.CgroupSet | None = cgroups.create(limits)
-        except cgroups.CgroupUnavailable:
-            group = None
+        group = cgroups.create_or_none(limits)
         argv = cgroup_join_argv(group.procs_files) if group is not None else []
         argv += rlimit_argv(limits, memory_by_cgroup=group is not None, pids_by_cgroup=True)
         argv += local_layout().bootstrap()

@@ -11,7 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SANDBOX_UID = 65534  # nobody: the runner never holds a uid that owns anything on the host
+# The user a Docker image starts as when nobody names one. Runners never run as it: each live
+# runner gets a uid of its own from the block `sandbox.uids` leases out.
+SANDBOX_UID = 65534
+CPU_PERIOD_US = 100_000  # the CFS period of a sandbox's CPU quota, as Docker's --cpus uses
 WORK_DIR = "/work"
 RUNTIME_DIR = "/opt/grader/runtime"
 SITE_DIR = "/opt/grader/site"
@@ -30,6 +33,7 @@ class Limits:
     disk_mb: int = 64
     open_files: int = 256
     message_mb: int = 256  # the largest frame the harness accepts from the runner
+    cpus: float = 1.0  # CPUs the whole sandbox may keep busy at once (a CFS quota, as `--cpus`)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -182,19 +186,26 @@ def rlimit_argv(limits: Limits, *, memory_by_cgroup: bool, pids_by_cgroup: bool)
     return ["prlimit", *options, "--"]
 
 
+def cpu_quota_us(limits: Limits, period_us: int = CPU_PERIOD_US) -> int:
+    """The CFS quota that lets the sandbox use `limits.cpus` CPUs in each period (the kernel
+    refuses quotas under 1 ms)."""
+    return max(1000, round(limits.cpus * period_us))
+
+
 def bwrap_argv(
     limits: Limits,
     layout: Layout,
     *,
     seccomp_fd: int | None,
-    uid: int = SANDBOX_UID,
+    uid: int,
     device: str = "cpu",
     gpu_nodes: Sequence[str] = (),
 ) -> list[str]:
-    """The bubblewrap command line that starts one runner.
+    """The bubblewrap command line that starts one runner as `uid` (its own, see `sandbox.uids`).
 
-    bwrap runs as root without a user namespace and `setpriv` drops the runner to an unprivileged
-    host uid, so the runner owns nothing on the host even through the read-only binds.
+    bwrap runs as root without a user namespace and `setpriv` drops the runner to that
+    unprivileged host uid, so the runner owns nothing on the host even through the read-only
+    binds, and shares no per-user kernel counter with any other runner.
     """
     argv = [
         "bwrap",

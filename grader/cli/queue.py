@@ -196,7 +196,9 @@ def worker(
         int | None, typer.Option("--gpu", metavar="INDEX", help="The one GPU this worker uses")
     ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Stop when the queues are empty")] = False,
-    sandbox: Annotated[str | None, typer.Option(help="auto, bwrap or docker")] = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="auto (bwrap, else docker), bwrap or docker [env: GRADER_SANDBOX]")
+    ] = None,
     fork: Annotated[
         bool,
         typer.Option(
@@ -214,14 +216,12 @@ def worker(
             raise CliError(f"unknown queue {name!r}; choose {' or '.join(jobqueue.QUEUES)}", 2)
     if "gpu" in names and gpu is None:
         raise CliError("a gpu worker needs its device: --gpu INDEX", 2)
-    backend = state.backend(sandbox)
-    if backend.trusted_code_only:
-        raise CliError("workers grade students' code: --sandbox none is refused", 2)
+    backend = state.backend(sandbox)  # refuses none: workers grade students' code
     _factory(state)  # the schema is current
     state.settings.sandbox = backend.name
     device = f"cuda:{gpu}" if gpu is not None else "cpu"
     try:
-        context = jobworker.WorkerContext.from_settings(state.settings, device=device)
+        context = jobworker.WorkerContext.from_settings(state.settings, device=device, backend=backend)
     except (DatabaseError, jobqueue.QueueError) as exc:
         raise CliError(str(exc), 1) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -243,8 +243,9 @@ def reconcile(ctx: typer.Context) -> None:
     from grader.jobs import worker as jobworker
 
     state: State = ctx.obj
+    backend = state.backend(None)  # the configured one, never none
     try:
-        context = jobworker.WorkerContext.from_settings(state.settings)
+        context = jobworker.WorkerContext.from_settings(state.settings, backend=backend)
     except (DatabaseError, jobqueue.QueueError) as exc:
         raise CliError(str(exc), 1) from None
     counts = jobworker.reconcile(context)

@@ -40,7 +40,6 @@ from grader.settings import Settings
 from grader.store import DatabaseError, make_engine, sessions, upgrade
 
 PR_SET_PDEATHSIG = 1
-SANDBOXES = ("auto", "bwrap", "docker")
 REDIS_START_S = 10.0
 REDIS_STOP_S = 5.0
 WORKER_STOP_S = 15.0  # a worker finishes the submission it is grading, then exits
@@ -289,13 +288,12 @@ def _database(settings: Settings) -> None:
 
 def _sandbox(name: str) -> str:
     """The backend the workers will use ("auto" resolved), checked to work here."""
-    from sandbox import SandboxUnavailable, get_backend
+    from sandbox import SandboxRefused, SandboxUnavailable, select_backend
 
-    if name not in SANDBOXES:
-        raise CliError(f"workers cannot use sandbox {name!r}; choose {', '.join(SANDBOXES)}", 2)
     try:
-        backend = get_backend(name)
-        backend.check()
+        backend = select_backend(name, untrusted=True)
+    except SandboxRefused as exc:
+        raise CliError(str(exc), 2) from None
     except SandboxUnavailable as exc:
         raise CliError(f"no usable sandbox for the workers: {exc}", 1) from None
     backend.close()
@@ -457,7 +455,9 @@ def serve(
             min=0, help="Grading workers to run (default: 1 on 2 CPUs or fewer, else CPUs - 1, at most 4)"
         ),
     ] = None,
-    sandbox: Annotated[str | None, typer.Option(help="The workers' sandbox: auto, bwrap or docker")] = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="The workers' sandbox: auto (bwrap, else docker), bwrap or docker")
+    ] = None,
 ) -> None:
     """Run the web app with its grading workers and (unless REDIS_URL is set) a private Redis,
     all on this machine, with state under GRADER_DATA_DIR (./var). Ctrl-C stops everything."""

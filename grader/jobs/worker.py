@@ -37,7 +37,7 @@ from grader.library import Library, load_package
 from grader.pool import WarmPool
 from grader.settings import Settings, get_settings
 from grader.store import ExercisePackage, PackageState, make_engine, require_current, sessions
-from sandbox import Sandbox, get_backend
+from sandbox import Sandbox, select_backend
 
 log = logging.getLogger("grader.worker")
 
@@ -60,11 +60,15 @@ class WorkerContext:
             self.library = Library(self.catalog, self.settings.data_dir)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, device: str = "cpu") -> WorkerContext:
+    def from_settings(
+        cls, settings: Settings, *, device: str = "cpu", backend: Sandbox | None = None
+    ) -> WorkerContext:
+        """A worker configured by `settings`; its sandbox is `backend`, else the configured one,
+        which may never be `none` (a worker grades students' code)."""
         engine = make_engine(settings.database())
         require_current(engine)
-        backend = get_backend(settings.sandbox, fork=settings.fork_runners)
-        backend.check()
+        if backend is None:
+            backend = select_backend(settings.sandbox, untrusted=True, fork=settings.fork_runners)
         return cls(
             settings=settings,
             factory=sessions(engine),
@@ -347,7 +351,7 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
     _context = ctx
     if fork and ctx.backend.start_method == "fork":  # a fork server's threads would not survive
         ctx.backend.close()
-        ctx.backend = get_backend(ctx.settings.sandbox)
+        ctx.backend = select_backend(ctx.settings.sandbox, untrusted=True)
     warm_up(ctx)
     if ctx.settings.pool_size > 0 and ctx.pool is None and not fork:
         ctx.pool = WarmPool(ctx.backend, size=ctx.settings.pool_size, keys=ctx.settings.pool_keys)

@@ -3,11 +3,13 @@
 It runs inside a bubblewrap sandbox with the runners' own filesystem layout, as root with its
 capabilities (it never runs submission code: no request carries any). Per request it forks a
 helper that unshares new mount, pid, network, IPC and UTS namespaces and forks the runner, which
-is pid 1 of its own pid namespace. Before the runner serves its first frame it joins its cgroups,
-mounts a fresh /work, /proc and /dev/pts, sets its rlimits and environment, drops every
-capability and its uid, and loads the same seccomp filter as a cold runner. A runner therefore
-shares nothing writable with the fork server or with any other runner; what it inherits is the
-imported runtime, which is the same in every runner.
+is pid 1 of its own pid namespace. Before the runner serves its first frame it joins its cgroups
+(memory, pids and CPU limits), mounts a fresh /work, /proc and /dev/pts, sets its rlimits and
+environment, drops every capability, becomes the uid its request names (leased to this runner
+alone by the worker, so no per-user kernel counter is shared with another runner), and loads the
+same seccomp filter as a cold runner. A runner therefore shares nothing writable with the fork
+server or with any other runner; what it inherits is the imported runtime, which is the same in
+every runner.
 
 The control socket (SOCK_SEQPACKET) carries JSON requests with the runner's three pipes and its
 cgroup files as descriptors, and JSON answers: the runner's host pid, then its wait status.
@@ -250,7 +252,7 @@ def _report_setup_failure(stderr: int, exc: Exception) -> None:
 
 
 def _runner(request: dict[str, Any], fds: list[int], seccomp_filter: bytes, ready: int) -> int:
-    """pid 1 of a fresh pid namespace: set up the sandbox, become nobody, serve the harness;
+    """pid 1 of a fresh pid namespace: set up the sandbox, become its own uid, serve the harness;
     returns the exit code once the harness is done."""
     stdin, stdout, stderr, *cgroup_files = fds
     os.setsid()

@@ -17,6 +17,7 @@ from grader.engine import grade
 from grader.verdict import Status
 from sandbox import Limits, Sandbox, SandboxUnavailable
 from sandbox.docker import LABEL, OWNER_LABEL, DockerSandbox, reap
+from sandbox.uids import UidPool
 from tests.conftest import containers, docker_leftovers
 from tests.services import queue_env
 
@@ -34,6 +35,28 @@ def test_a_reference_passes_in_docker_with_limits_read_from_outside(
     assert verdict.provenance.sandbox == "docker" and verdict.provenance.image == "grader-runtime:local"
     [speed] = verdict.performance
     assert speed.source == "cgroup" and speed.passed
+    assert docker_leftovers() == []
+
+
+def test_each_container_runs_as_its_own_uid_under_the_cpu_limit(docker: Sandbox) -> None:
+    processes = [docker.start(Limits(cpus=0.5)) for _ in range(2)]
+    try:
+        configs = []
+        for process in processes:
+            container = getattr(process.cgroup, "container", "")
+            done = subprocess.run(
+                ["docker", "inspect", "--format", "{{.Config.User}} {{.HostConfig.NanoCpus}}", container],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            configs.append(done.stdout.split())
+        uids = [process.uid for process in processes]
+        assert configs == [[f"{uid}:{uid}", "500000000"] for uid in uids]
+        assert len(set(uids)) == 2 and all(uid in UidPool.from_env() for uid in uids)
+    finally:
+        for process in processes:
+            process.close()
     assert docker_leftovers() == []
 
 

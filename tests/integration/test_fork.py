@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.remote import RemoteModule, RunnerClient, RunnerDied
-from sandbox import Limits, Sandbox, SandboxError
+from sandbox import Limits, Sandbox, SandboxError, cgroups
 from sandbox.fork import ForkingBwrap
 from tests.conftest import StartModule
 
@@ -105,7 +105,7 @@ def test_the_runner_is_in_its_cgroup_from_the_start(bwrap_fork: Sandbox) -> None
         assert group is not None and group.pids() == [client.process.pid]
         client.handshake()
         assert client.process.runner_pid == client.process.pid
-        assert os.stat(f"/proc/{client.process.pid}").st_uid != 0  # already nobody
+        assert os.stat(f"/proc/{client.process.pid}").st_uid == client.process.uid  # already its own
     finally:
         client.close()
     assert client.process.poll() == -signal.SIGKILL
@@ -170,18 +170,47 @@ class _Unjoinable:
 
 def test_a_runner_that_fails_its_setup_is_an_error_and_the_server_goes_on(forking: ForkingBwrap) -> None:
     server = forking.server("cpu")
-    with pytest.raises(SandboxError, match="could not start a runner"):
-        server.spawn(Limits(), _Unjoinable())  # type: ignore[arg-type]
-    assert server.alive()
-    runner = server.spawn(Limits(), None)
+    lease = forking.uids.lease()
     try:
-        assert runner.poll() is None
+        with pytest.raises(SandboxError, match="could not start a runner"):
+            server.spawn(Limits(), _Unjoinable(), lease.uid)  # type: ignore[arg-type]
+        assert server.alive()
+        runner = server.spawn(Limits(), None, lease.uid)
+        try:
+            assert runner.poll() is None
+        finally:
+            runner.kill_group()
+            assert runner.wait(timeout=10) == -signal.SIGKILL
+            for stream in (runner.stdin, runner.stdout, runner.stderr):
+                assert stream is not None
+                stream.close()
     finally:
-        runner.kill_group()
-        assert runner.wait(timeout=10) == -signal.SIGKILL
-        for stream in (runner.stdin, runner.stdout, runner.stderr):
-            assert stream is not None
-            stream.close()
+        lease.release()
+
+
+def test_runners_run_as_distinct_uids_and_in_a_cpu_quota(bwrap_fork: Sandbox) -> None:
+    limits = Limits(call_seconds=20, cpus=0.25)
+    clients = [RunnerClient(bwrap_fork.start(limits), limits) for _ in range(2)]
+    try:
+        for client in clients:
+            client.handshake()
+            assert os.stat(f"/proc/{client.process.pid}").st_uid == client.process.uid
+            assert quota(client) == "25000 100000"
+        assert clients[0].process.uid != clients[1].process.uid
+    finally:
+        for client in clients:
+            client.close()
+
+
+def quota(client: RunnerClient) -> str:
+    """The CPU quota of the cgroup the runner is in, from the host."""
+    group = client.process.cgroup
+    if isinstance(group, cgroups.CgroupV2):
+        return (group.path / "cpu.max").read_text().strip()
+    assert isinstance(group, cgroups.CgroupV1)
+    assert str(client.process.pid) in (group.cpu / "cgroup.procs").read_text().split()
+    read = lambda name: (group.cpu / name).read_text().strip()  # noqa: E731
+    return f"{read('cpu.cfs_quota_us')} {read('cpu.cfs_period_us')}"
 
 
 OWNER = """

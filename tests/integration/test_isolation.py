@@ -1,22 +1,29 @@
 """What a submission can see and do inside the bwrap sandbox, probed from inside: with runners
-started fresh and with runners forked from a fork server."""
+started fresh and with runners forked from a fork server. What sandboxes must not share (per-user
+kernel counters, CPUs) is checked in Docker too."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
-from collections.abc import Callable
+import time
 from pathlib import Path
 
 import pytest
 
+from grader.catalog import Catalog
+from grader.engine import grade
 from grader.remote import RemoteModule, RunnerClient
-from sandbox import Limits, Sandbox, cgroups
+from grader.verdict import Status
+from sandbox import Limits, Sandbox, SandboxError, cgroups
 from sandbox.policy import SANDBOX_UID, runner_env
+from sandbox.uids import UidPool
 from tests.conftest import StartModule
 
 pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]
+CASES = ROOT / "tests" / "redteam" / "cases"
 
 PROBE = r"""
 import ctypes, errno, os, socket
@@ -155,9 +162,11 @@ def probe(isolated: Sandbox, start_module: StartModule) -> RemoteModule:
     )
 
 
-def test_runs_as_nobody_without_capabilities(probe: RemoteModule) -> None:
+def test_runs_as_its_own_uid_without_capabilities(probe: RemoteModule) -> None:
     me = probe.identity()
-    assert (me["uid"], me["euid"], me["gid"], me["groups"]) == (SANDBOX_UID, SANDBOX_UID, SANDBOX_UID, [])
+    uid = probe._client.process.uid  # type: ignore[attr-defined]
+    assert uid in UidPool.from_env() and uid != SANDBOX_UID
+    assert (me["uid"], me["euid"], me["gid"], me["groups"]) == (uid, uid, uid, [])
     assert me["status"]["CapEff"] == me["status"]["CapPrm"] == me["status"]["CapBnd"] == "0000000000000000"
     assert me["status"]["NoNewPrivs"] == "1" and me["status"]["Seccomp"] == "2"
 
@@ -232,7 +241,21 @@ def test_fork_bombs_hit_the_pids_limit(probe: RemoteModule) -> None:
     assert error == "EAGAIN" and count < 16
 
 
-def test_nothing_outlives_the_sandbox(isolated: Sandbox, leftovers: Callable[[], list[int]]) -> None:
+def sandbox_processes() -> list[int]:
+    """Processes running as a sandbox uid in cgroups this test process created (other sandboxes
+    may be running on the machine at the same time)."""
+    mine, uids = f"/{cgroups.PARENT}/g{os.getpid()}-", UidPool.from_env()
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{entry}").st_uid in uids and mine in Path(f"/proc/{entry}/cgroup").read_text():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_nothing_outlives_the_sandbox(isolated: Sandbox) -> None:
     limits = Limits(call_seconds=10)
     client = RunnerClient(isolated.start(limits), limits)
     try:
@@ -242,11 +265,96 @@ def test_nothing_outlives_the_sandbox(isolated: Sandbox, leftovers: Callable[[],
         assert module.daemon() is True
         group = client.process.cgroup
         assert group is not None
-        assert len(leftovers()) == 2  # the runner and its daemon (the middle process exited)
+        assert len(sandbox_processes()) == 2  # the runner and its daemon (the middle process exited)
     finally:
         client.close()
-    assert leftovers() == []
+    assert sandbox_processes() == []
     assert not any(d.exists() for d in group.directories())
+
+
+# ---------------------------------------------------------------- what sandboxes must not share
+
+
+@pytest.fixture(params=["bwrap", "bwrap_fork", pytest.param("docker", marks=pytest.mark.slow)])
+def each_sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    backend: Sandbox = request.getfixturevalue(request.param)
+    return backend
+
+
+def test_live_runners_have_their_own_uids_given_back_once_closed_or_killed(
+    each_sandbox: Sandbox, start_module: StartModule, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first_uid = 2_100_100_000  # a block of two, apart from the one other sandboxes use meanwhile
+    monkeypatch.setattr(each_sandbox, "uids", UidPool(first_uid, 2, tmp_path / "uids"))
+    limits = Limits(call_seconds=30)
+
+    def start() -> RemoteModule:
+        module = start_module(each_sandbox, PROBE, limits=limits, name="probe")
+        uid = module._client.process.uid  # type: ignore[attr-defined]
+        assert module.identity()["uid"] == uid  # as the runner itself sees it
+        return module
+
+    first, second = start(), start()
+    uids = [m._client.process.uid for m in (first, second)]  # type: ignore[attr-defined]
+    assert sorted(uids) == [first_uid, first_uid + 1]
+    with pytest.raises(SandboxError, match="no free sandbox uid"):
+        each_sandbox.start(limits)  # both are live: no third runner may share either uid
+    first._client.close()  # type: ignore[attr-defined]
+    third = start()
+    assert third._client.process.uid == uids[0]  # type: ignore[attr-defined]
+    second._client.process.kill()  # type: ignore[attr-defined]
+    second._client.close()  # type: ignore[attr-defined]
+    assert start()._client.process.uid == uids[1]  # type: ignore[attr-defined]
+
+
+def test_a_grading_sees_its_own_per_user_counters_only(
+    each_sandbox: Sandbox, start_module: StartModule, toy_catalog: Catalog
+) -> None:
+    """Two gradings at once: one fills its per-user queue of signals (RLIMIT_SIGPENDING) and
+    keeps it full; the other reads SigQ in its /proc/self/status and reports it in its sums."""
+    limits = Limits(call_seconds=30, pids=16, memory_mb=512)
+    fill, read = ((CASES / f"uid_{name}_signals.py").read_text() for name in ("fill", "read"))
+    filler = start_module(each_sandbox, fill, limits=limits, preload=("torch",), name="rows")
+    filled, limit = filler.queued_signals()
+    assert filled == filler.QUEUED.value() >= min(limit, 1000), "the filler could not fill its queue"
+    exercise = toy_catalog.get("guarded-sum")
+    verdict = grade(exercise, read.encode(), each_sandbox, filename="rows.py", measure=False)
+    assert verdict.status is Status.PASSED, [t.message for t in verdict.tests]
+    reader = start_module(each_sandbox, read, limits=limits, preload=("torch",), name="rows")
+    assert tuple(reader.queued_signals()) == (0, limit)
+    assert tuple(filler.queued_signals()) == (filled, limit)  # still full all along
+
+
+HOG = """
+import os, time
+
+
+def hog(processes, seconds):
+    for _ in range(processes):
+        if os.fork() == 0:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+            os._exit(0)
+    return True
+"""
+
+
+@pytest.mark.parametrize("cpus", [1.0, 0.5])
+def test_a_cpu_hog_is_capped_at_its_cpus(
+    each_sandbox: Sandbox, start_module: StartModule, cpus: float, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hog = start_module(each_sandbox, HOG, limits=Limits(call_seconds=30, pids=16, cpus=cpus), name="hog")
+    group = hog._client.process.cgroup  # type: ignore[attr-defined]
+    assert group is not None and hog.hog(4, 3.0)
+    time.sleep(0.3)  # every one of them spinning
+    assert len(group.pids()) >= 5  # the runner and its four
+    cpu, wall = group.cpu_ns(), time.monotonic_ns()
+    time.sleep(1.0)
+    ratio = (group.cpu_ns() - cpu) / (time.monotonic_ns() - wall)
+    with capsys.disabled():
+        print(f"\n{each_sandbox.name}/{each_sandbox.start_method} cpus={cpus}: {ratio:.2f} CPUs busy")
+    assert 0 < ratio <= cpus * 1.3  # (on an idle host of 2 cores or more, 4 uncapped spinners: >= 2)
 
 
 def test_the_host_has_real_cgroups_for_limits() -> None:

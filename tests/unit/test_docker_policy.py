@@ -23,9 +23,19 @@ LAYOUT = Layout(
 LIMITS = Limits(memory_mb=512, pids=32, disk_mb=16, open_files=64, cpu_seconds=30)
 
 
-def argv(device: str = "cpu") -> list[str]:
+UID = 2_000_000_042
+
+
+def argv(device: str = "cpu", limits: Limits = LIMITS, uid: int = UID) -> list[str]:
     return docker_argv(
-        LIMITS, "img:tag", LAYOUT, name="grader-x", owner="host:42", seccomp_profile="/p.json", device=device
+        limits,
+        "img:tag",
+        LAYOUT,
+        name="grader-x",
+        owner="host:42",
+        seccomp_profile="/p.json",
+        uid=uid,
+        device=device,
     )
 
 
@@ -38,13 +48,14 @@ def test_every_hardening_flag_is_present() -> None:
     for flag, value in [
         ("--network", "none"),
         ("--ipc", "private"),
-        ("--user", "65534:65534"),
+        ("--user", f"{UID}:{UID}"),
         ("--cap-drop", "ALL"),
         ("--security-opt", "no-new-privileges"),
         ("--security-opt", "seccomp=/p.json"),
         ("--pids-limit", "32"),
         ("--memory", "512m"),
         ("--memory-swap", "512m"),  # no swap beyond the memory limit
+        ("--cpus", "1"),
         ("--ulimit", "core=0"),
         ("--ulimit", "nofile=64"),
         ("--ulimit", "cpu=30"),
@@ -54,6 +65,17 @@ def test_every_hardening_flag_is_present() -> None:
         assert (flag, value) in pairs(command), (flag, value)
     assert "--read-only" in command and "--privileged" not in command
     assert ("--tmpfs", f"/work:rw,size={16 * 1024 * 1024},mode=1777,nosuid,nodev") in pairs(command)
+
+
+def test_each_container_runs_as_the_uid_it_is_given() -> None:
+    users = [value for flag, value in pairs(argv(uid=UID + 7)) if flag == "--user"]
+    assert users == [f"{UID + 7}:{UID + 7}"]
+
+
+@pytest.mark.parametrize(("cpus", "flag"), [(1.0, "1"), (0.5, "0.5"), (2, "2")])
+def test_the_cpu_limit_is_the_limits_cpus(cpus: float, flag: str) -> None:
+    values = [value for name, value in pairs(argv(limits=Limits(cpus=cpus))) if name == "--cpus"]
+    assert values == [flag]
 
 
 def test_binds_are_read_only_and_masks_cover_files() -> None:

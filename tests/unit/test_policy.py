@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from sandbox.policy import (
+    CPU_PERIOD_US,
     SANDBOX_UID,
     Layout,
     Limits,
     Mount,
     bwrap_argv,
     cgroup_join_argv,
+    cpu_quota_us,
     cuda_index,
     gpu_nodes,
     rlimit_argv,
@@ -18,6 +20,7 @@ from sandbox.policy import (
     setpriv_argv,
 )
 
+UID = 2_000_000_123
 LAYOUT = Layout(
     mounts=(
         Mount("dir", "/usr"),
@@ -30,8 +33,8 @@ LAYOUT = Layout(
 )
 
 
-def argv(**limits: float) -> list[str]:
-    return bwrap_argv(Limits.from_mapping(limits), LAYOUT, seccomp_fd=9)
+def argv(uid: int = UID, **limits: float) -> list[str]:
+    return bwrap_argv(Limits.from_mapping(limits), LAYOUT, seccomp_fd=9, uid=uid)
 
 
 def pairs(args: list[str], flag: str) -> list[str]:
@@ -67,12 +70,21 @@ def test_work_dir_is_a_sized_tmpfs() -> None:
     assert pairs(args, "--chdir") == ["/work"]
 
 
-def test_the_runner_drops_to_an_unprivileged_uid_with_no_capabilities() -> None:
+def test_the_runner_drops_to_the_uid_it_was_given_with_no_capabilities() -> None:
     args = argv()
     tail = args[args.index("--") + 1 :]
-    assert tail[: len(setpriv_argv(SANDBOX_UID))] == setpriv_argv(SANDBOX_UID)
-    assert f"--reuid={SANDBOX_UID}" in tail and "--no-new-privs" in tail and "--bounding-set=-all" in tail
+    assert tail[: len(setpriv_argv(UID))] == setpriv_argv(UID)
+    assert f"--reuid={UID}" in tail and f"--regid={UID}" in tail and "--clear-groups" in tail
+    assert "--no-new-privs" in tail and "--bounding-set=-all" in tail and "--inh-caps=-all" in tail
+    assert str(SANDBOX_UID) not in " ".join(tail[: len(setpriv_argv(UID))])
     assert tail[-6:-1] == ["/usr/bin/python3.11", "-I", "-S", "-B", "-c"]
+
+
+def test_each_runner_gets_the_uid_it_is_started_with() -> None:
+    first, second = argv(uid=UID), argv(uid=UID + 1)
+    assert first != second
+    assert [a for a in first if a.startswith("--reuid=")] == [f"--reuid={UID}"]
+    assert [a for a in second if a.startswith("--reuid=")] == [f"--reuid={UID + 1}"]
 
 
 def test_environment_is_exactly_the_runner_env() -> None:
@@ -104,7 +116,7 @@ def test_cgroup_paths_are_arguments_not_script() -> None:
     assert args[3:] == ["sandbox-join", "2", "/sys/fs/cgroup/memory/grader/g1/cgroup.procs", "/x;rm -rf /"]
 
 
-@pytest.mark.parametrize("field", ["wall_seconds", "memory_mb", "pids", "output_kb"])
+@pytest.mark.parametrize("field", ["wall_seconds", "memory_mb", "pids", "output_kb", "cpus"])
 def test_limits_must_be_positive(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         Limits.from_mapping({field: 0})
@@ -118,6 +130,18 @@ def test_unknown_limits_are_named() -> None:
 def test_limits_merge_over_defaults() -> None:
     limits = Limits.from_mapping({"memory_mb": 512})
     assert limits.memory_mb == 512 and limits.pids == Limits().pids
+
+
+def test_one_cpu_by_default_and_fractions_allowed() -> None:
+    assert Limits().cpus == 1.0 and Limits().to_dict()["cpus"] == 1.0
+    assert Limits.from_mapping({"cpus": 0.5}).cpus == 0.5
+    assert Limits.from_mapping({"cpus": 2}).cpus == 2
+
+
+@pytest.mark.parametrize(("cpus", "quota"), [(1.0, 100_000), (0.5, 50_000), (2, 200_000), (0.001, 1000)])
+def test_the_cpu_quota_is_cpus_times_the_period(cpus: float, quota: int) -> None:
+    assert CPU_PERIOD_US == 100_000
+    assert cpu_quota_us(Limits(cpus=cpus)) == quota
 
 
 @pytest.mark.parametrize(("device", "index"), [("cpu", None), ("cuda", 0), ("cuda:3", 3)])
@@ -134,7 +158,7 @@ def test_unknown_devices_are_refused(device: str) -> None:
 def test_a_gpu_sandbox_gets_exactly_one_device() -> None:
     nodes = gpu_nodes("cuda:1", existing=lambda path: path != "/dev/nvidia-modeset")
     assert nodes == ("/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
-    args = bwrap_argv(Limits(), LAYOUT, seccomp_fd=None, device="cuda:1", gpu_nodes=nodes)
+    args = bwrap_argv(Limits(), LAYOUT, seccomp_fd=None, uid=UID, device="cuda:1", gpu_nodes=nodes)
     assert pairs(args, "--dev-bind") == list(nodes)
     assert args.index("--dev-bind") > args.index("--dev")  # after the fresh /dev, not hidden by it
     env = {args[i + 1]: args[i + 2] for i, a in enumerate(args) if a == "--setenv"}
@@ -143,6 +167,6 @@ def test_a_gpu_sandbox_gets_exactly_one_device() -> None:
 
 def test_a_cpu_sandbox_sees_no_gpu() -> None:
     assert gpu_nodes("cpu") == ()
-    args = bwrap_argv(Limits(), LAYOUT, seccomp_fd=None)
+    args = bwrap_argv(Limits(), LAYOUT, seccomp_fd=None, uid=UID)
     assert "--dev-bind" not in args
     assert runner_env(Limits())["CUDA_VISIBLE_DEVICES"] == ""
