@@ -60,7 +60,7 @@ class Lookup:
 
     def explain(self) -> str:
         if self.kind == "lookup":
-            return f"your code has no `{self.name}`, which the test uses: define it as the skeleton does"
+            return f"your code does not define `{self.name}`: define it with the signature from the skeleton"
         if self.kind == "no-grad":
             return (
                 f"the output of {self.name} is not connected to the inputs' gradients "

@@ -27,7 +27,16 @@ from grader.cli import render
 from grader.events import Event, EventSink, ignore
 from grader.settings import Settings, get_settings
 from grader.verdict import Verdict
-from sandbox import BACKENDS, Limits, Sandbox, SandboxError, SandboxUnavailable, get_backend
+from sandbox import (
+    BACKENDS,
+    Limits,
+    Sandbox,
+    SandboxError,
+    SandboxRefused,
+    SandboxUnavailable,
+    get_backend,
+    select_backend,
+)
 from sandbox.policy import cuda_index
 
 app = typer.Typer(
@@ -89,12 +98,16 @@ class State:
             err.print(f"[yellow]warning:[/yellow] left out, with problems: {', '.join(others)}")
         return exercise
 
-    def backend(self, name: str | None) -> Sandbox:
-        if name is not None and name not in ("auto", *BACKENDS):
-            raise CliError(f"unknown sandbox {name!r}; choose auto, {', '.join(BACKENDS)}", 2)
+    def backend(self, name: str | None, *, own_code: bool = False) -> Sandbox:
+        """The sandbox named on the command line, else configured. `none` only for a command that
+        runs the caller's own code (`own_code`), and only when named on its command line."""
+        untrusted = not (own_code and name == "none")
         try:
-            backend = get_backend(name or self.settings.sandbox, fork=self.settings.fork_runners)
-            backend.check()
+            backend = select_backend(
+                name or self.settings.sandbox, untrusted=untrusted, fork=self.settings.fork_runners
+            )
+        except SandboxRefused as exc:
+            raise CliError(str(exc), 2) from None
         except SandboxUnavailable as exc:
             raise CliError(f"no usable sandbox: {exc}", 1) from None
         if backend.trusted_code_only:
@@ -127,7 +140,16 @@ def _bullets(lines: list[str]) -> str:
 
 
 SandboxOption = Annotated[
-    str | None, typer.Option("--sandbox", help="auto, bwrap, or none (your own code only)")
+    str | None,
+    typer.Option("--sandbox", help="auto (bwrap, else docker), bwrap or docker [env: GRADER_SANDBOX]"),
+]
+OwnCodeSandboxOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sandbox",
+        help="auto (bwrap, else docker), bwrap, docker, or none (only your own solutions) "
+        "[env: GRADER_SANDBOX]",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")]
 JunitOption = Annotated[Path | None, typer.Option(help="Also write JUnit XML here")]
@@ -320,7 +342,17 @@ def validate(
     ctx: typer.Context,
     exercise: Annotated[str | None, typer.Argument(help="Exercise slug (or --all)")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Validate every exercise")] = False,
-    sandbox: SandboxOption = None,
+    sandbox: OwnCodeSandboxOption = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            max=100,
+            help="Also check the reference's correctness on seeds 1 .. N-1 (the tests' inputs change with "
+            "the seed; every grading draws a fresh one)",
+        ),
+    ] = 1,
 ) -> None:
     """Prove the hidden tests work: the reference passes, the skeleton fails, and every wrong/
     variant gets exactly its declared verdict."""
@@ -330,12 +362,12 @@ def validate(
     if (exercise is None) == (not all_):
         raise CliError("name one EXERCISE or pass --all", 2)
     targets = list(state.catalog) if all_ else [state.exercise(exercise or "")]
-    backend = state.backend(sandbox)
+    backend = state.backend(sandbox, own_code=True)
     failures = 0
     for target in targets:
         with progress() as events:
             checks = validate_exercise(
-                target, backend, events=events, on_check=lambda c: render.check(out, c)
+                target, backend, events=events, on_check=lambda c: render.check(out, c), seeds=seeds
             )
         failures += sum(not c.ok for c in checks)
     if failures:
@@ -348,6 +380,7 @@ def validate(
 def sandbox_check() -> None:
     """Which sandbox backends work on this host, and how limits are enforced."""
     from sandbox import cgroups
+    from sandbox.uids import UidPool
 
     for name in BACKENDS:
         try:
@@ -370,11 +403,17 @@ def sandbox_check() -> None:
         out.print(f"[red]no[/red]   bwrap with forked runners: {exc} (GRADER_FORK_RUNNERS=0 turns them off)")
     finally:
         forking.close()
+    try:
+        out.print(f"auto: {select_backend('auto', untrusted=True).name}")
+    except SandboxUnavailable as exc:
+        out.print(f"[red]auto: {exc}[/red]")
     kind, _ = cgroups.discover()
     if kind:
-        out.print(f"cgroups: {kind} (memory and pids limits; CPU time and peak memory read from outside)")
+        out.print(f"cgroups: {kind} (memory, pids and CPU limits; CPU time and peak memory read outside)")
     else:
-        out.print("cgroups: none usable; limits fall back to rlimits, clocks to /proc")
+        out.print("cgroups: none usable; limits fall back to rlimits (no CPU cap), clocks to /proc")
+    pool = UidPool.from_env()
+    out.print(f"sandbox uids: {pool.first}..{pool.last}, one per live runner (locks in {pool.directory})")
 
 
 @sandbox_app.command("build")

@@ -21,9 +21,11 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_exercise_validates() -> None:
-    done = run("exercise", "validate", "--all")
+    # three seeds: a hidden test whose data or tolerance holds only for some inputs fails here
+    done = run("exercise", "validate", "--all", "--seeds", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FAIL" not in done.stdout
+    assert done.stdout.count("reference (seed 2) expected passed, got passed") == len(SLUGS)
 
 
 def test_the_causal_masking_reference_passes_as_json() -> None:
