@@ -24,7 +24,10 @@ class Tokenizer:
         merges:         the learned merges, in the order they were learned: merges[r] has rank r.
         special_tokens: strings that always become one id each (None: no special tokens). A
                         special token whose UTF-8 bytes are not in vocab is added with the next
-                        free id, max(vocab) + 1, in the order given.
+                        free id, max(vocab) + 1, in the order given (not len(vocab): the ids of
+                        vocab may have gaps).
+
+        Leave the arguments as they are: add the missing special tokens to a copy of vocab.
 
         Build what encoding needs here, once: a dict from each merge pair to its rank, the
         inverse of vocab (bytes -> id), and whatever you use to split out the special tokens.

@@ -62,6 +62,8 @@ def scaled_dot_product_attention(
     Dtypes: the output has the dtype of q. For float16 and bfloat16 inputs, compute the scores,
     the softmax and the weighted sum in float32, then cast the result back to the input dtype.
 
+    q, k, v and mask are left as they were: compute on new tensors, never in place on them.
+
     Not allowed: torch.nn.functional.scaled_dot_product_attention and torch.nn.MultiheadAttention.
     No Python loops over query positions either: the whole computation is a few tensor ops.
     """

@@ -21,6 +21,8 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
     - float16 and bfloat16 logits are converted to float32 first and give a float32 loss;
       float32 and float64 are computed in their own dtype.
     - Use differentiable tensor operations only: autograd must give the loss's gradient.
+    - Leave logits and targets as they are: replace ignored targets in a new tensor
+      (torch.where), never in targets itself.
     - No Python loop over positions.
 
     Not allowed: F.cross_entropy, F.nll_loss, F.log_softmax, torch.log_softmax, torch.logsumexp.

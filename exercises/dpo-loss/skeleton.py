@@ -16,6 +16,7 @@ def sequence_logps(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     Returns (B,): for each row, the sum of token_logps where mask is True. Nothing else counts,
     and a position where mask is False may hold any value, even -inf (select the response
     tokens, e.g. with torch.where; multiplying by the mask turns -inf into NaN).
+    token_logps and mask are left unchanged (no masked_fill_, no assignment into them).
     """
     raise NotImplementedError("sequence_logps: sum the log-probs of the response tokens")
 
@@ -42,7 +43,7 @@ def dpo_loss(
         rejected_rewards = beta * (sequence_logps(policy_rejected) - sequence_logps(ref_rejected))  (B,)
         loss = mean over the batch of -logsigmoid(chosen_rewards - rejected_rewards)               ()
     The rewards are returned detached (they are for logging); the loss carries the gradient.
-    Everything has the dtype of the log-probs (float32 or float64).
+    Everything has the dtype of the log-probs (float32 or float64). The inputs are left unchanged.
 
     Numerically stable: margins of +-1e4 in float32 give a finite loss and finite gradients,
     so use F.logsigmoid, never torch.log(torch.sigmoid(...)).

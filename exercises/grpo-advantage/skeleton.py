@@ -29,5 +29,6 @@ def grpo_advantages(
     - bool and integer rewards give a float32 result; float32 and float64 keep their dtype;
       float16 and bfloat16 are computed in float32 and cast back to the input dtype.
     - No Python loop over groups: reshape to (G, n) and reduce along dim 1.
+    - rewards is left unchanged: return a new tensor (no in-place ops on rewards or its views).
     """
     raise NotImplementedError("grpo_advantages: normalise each reward within its group")

@@ -88,11 +88,12 @@ def forward(params: dict, tokens: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- the exercise
 #
-# The cache: a list with one (k, v) pair per layer, in layer order, where
+# The cache: a list with one (k, v) tuple per layer, in layer order, where
 #     k, v: (B, n_head, T_cached, head_dim)
 # hold the keys and values of every position processed so far. Keys are stored AFTER the rotary
 # embedding (each key rotated once, at its own position), so they never need rotating again.
-# The tests treat the cache as opaque: they hand back exactly what your functions returned.
+# k and v are float32. The tests check this form and the cached values, and hand back to
+# decode_step exactly what your functions returned.
 
 
 def prefill(params: dict, tokens: torch.Tensor) -> tuple[torch.Tensor, list]:

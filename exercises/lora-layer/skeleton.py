@@ -27,7 +27,8 @@ class LoRALinear(nn.Module):
         lora_A and lora_B: r * (in_features + out_features) numbers.
 
     Dropout (probability `dropout`, default 0.0) applies to the input of the LoRA branch only;
-    the base layer always sees x unchanged. A rank r <= 0 raises ValueError.
+    the base layer always sees x unchanged, and so does the caller: no in-place dropout on x.
+    A rank r <= 0 raises ValueError.
     """
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> None:

@@ -19,7 +19,7 @@ def online_softmax(x: torch.Tensor, block: int) -> torch.Tensor:
     dtype. float16 and bfloat16 inputs are computed in float32 and cast back.
     -inf entries get weight 0. A row whose entries are all -inf returns zeros (never NaN), and a
     block that is all -inf while the running max is still -inf must not produce NaN either.
-    block < 1 raises ValueError.
+    block < 1 raises ValueError. x is left as it was: compute new tensors, never in place on x.
 
     Not allowed: torch.softmax, torch.logsumexp and friends (this is the exercise).
     """
@@ -53,7 +53,7 @@ def flash_attention_forward(
     is_causal=True: query i may attend key j only when j <= i (top-left, as torch's is_causal).
     A query with no key to attend to (n_k = 0) gets out = 0 and lse = -inf, never NaN.
     float16 / bfloat16: compute in float32, return out in the input dtype (lse stays float32).
-    block_q < 1 or block_k < 1 raises ValueError.
+    block_q < 1 or block_k < 1 raises ValueError. q, k and v are left as they were.
 
     Memory: never allocate an (n_q, n_k) tensor, not even a boolean mask: build each tile's mask
     from its own query and key positions. Loops over blocks are expected; loops over single
@@ -73,6 +73,7 @@ def merge_partials(
         lse = log(exp(lse_a) + exp(lse_b))                     (computed stably)
         out = exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b
     out has the dtype of out_a (computed in float32), lse is float32. A partial over no keys
-    (out 0, lse -inf) changes nothing; two of them merge to (0, -inf), never NaN.
+    (out 0, lse -inf) changes nothing; two of them merge to (0, -inf), never NaN. The four inputs
+    are left as they were (mind that .float() of a float32 tensor is that same tensor).
     """
     raise NotImplementedError("merge_partials: weight each output by its share of the softmax mass")

@@ -20,7 +20,11 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.
 
     Dtypes: the output has the dtype of x. For float16 and bfloat16 inputs, compute in float32
     (the squares, the mean, the root, the product with the weight) and cast the result back to
-    x's dtype once, at the end. float32 and float64 inputs are computed in their own dtype.
+    x's dtype once, at the end (the tests allow one unit in the last place of the exact result).
+    float32 and float64 inputs are computed in their own dtype.
+
+    Leave x and weight as they were: no in-place operations on them (x.float() is x itself when x
+    is float32, so `y = x.float(); y *= ...` overwrites the caller's x).
 
     No Python loop over rows: a handful of tensor operations on the whole of x.
     Not allowed: torch.nn.functional.rms_norm and torch.nn.RMSNorm.

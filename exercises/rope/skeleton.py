@@ -27,9 +27,10 @@ def apply_rope(x: torch.Tensor, token_positions: torch.Tensor, *, theta: float =
         out[..., 2i]   = x[..., 2i] * cos(angle) - x[..., 2i+1] * sin(angle)
         out[..., 2i+1] = x[..., 2i] * sin(angle) + x[..., 2i+1] * cos(angle)
 
-    Returns a tensor of x's shape and dtype. Compute the angles, cos, sin and the rotation in
-    float32 (half precision cannot represent large angles), then cast back to x's dtype.
-    The result must be differentiable with respect to x.
+    Returns a tensor of x's shape and dtype. Compute the angles, cos and sin in float32 (half
+    precision cannot represent large angles); rotate (in float32, best), then cast back to x's
+    dtype. The result must be differentiable with respect to x, and x must be left as it was:
+    build a new tensor, never write into x (x.float() is x itself when x is float32).
 
     No Python loop over positions: compute all the angles at once, positions[..., None] * inv_freq
     has shape (..., seq, d/2).

@@ -26,10 +26,12 @@ def filter_logits(
        the probabilities in decreasing order and keep the smallest prefix whose total reaches p.
        The token that crosses p is kept; the prefix stops where the total reaches p exactly.
        Equivalently: keep a token iff the total probability of the tokens before it in the sorted
-       order is < p. The most probable token is always kept.
+       order is < p. The most probable token is always kept. top_p = 1 removes nothing (even where
+       a float32 running total rounds to 1 before the last tokens).
 
     Returns logits / temperature with every removed token set to -inf: the shape and dtype of
     `logits`. Raises ValueError for temperature <= 0, top_k < 1, or top_p outside (0, 1].
+    `logits` itself is left unchanged (no in-place ops on it).
 
     No Python loop over rows: sort, cumsum and scatter along dim=-1 do every row at once.
     """

@@ -1,16 +1,18 @@
 """Hidden tests for kv-cache: incremental decoding against the full forward pass over batches,
-single steps, chunks and random schedules; caches reused and branched; and the cost of decoding,
-which must grow like the number of tokens, not its square.
+single steps, chunks and random schedules; the cache's form (the lesson specifies it: a list of
+per-layer (k, v) tuples, keys after rotary); caches left unchanged, reused and branched; and the
+cost of decoding, which must grow like the number of tokens, not its square.
 
-The cache is opaque here: every test hands back to decode_step exactly what prefill or
-decode_step returned. The expected logits come from the reference's full forward pass; the
-logits of likely mistakes come from `mistaken`, a decoder with the mistake built in."""
+Every decoding test hands back to decode_step exactly what prefill or decode_step returned;
+test_cache_form checks that cache's contents against the reference's. The expected logits come
+from the reference's full forward pass; the logits of likely mistakes come from `mistaken`, a
+decoder with the mistake built in."""
 
 import numpy as np
 import pytest
 import torch
 
-from grader.testing import Call, assert_close, expect, shrink
+from grader.testing import Call, assert_close, call_unchanged, expect, shrink
 
 VOCAB = 64
 TOL = {"rtol": 1e-4, "atol": 1e-4}  # the same arithmetic in another order: rounding only
@@ -133,7 +135,9 @@ def call(submission, name, *args):
     B, T = args[1].shape
     expect(
         tuple(logits.shape) == (B, T, VOCAB) and logits.dtype == torch.float32,
-        f"{name}'s logits must be a float32 tensor of shape (B, T_new, vocab) = ({B}, {T}, {VOCAB})",
+        f"{name}'s logits must be a float32 tensor of shape (B, T_new, vocab), one row per new token",
+        detail=f"got {str(logits.dtype).removeprefix('torch.')} {tuple(logits.shape)}; expected "
+        f"float32 {(B, T, VOCAB)}",
     )
     return result
 
@@ -199,9 +203,9 @@ def test_single_steps(submission, reference, rng):
 
 
 def test_one_token_prompt(submission, reference, rng):
-    """A prompt of a single token, then 8 single steps."""
+    """A single sequence (B = 1) with a prompt of a single token, then 8 single steps."""
     params = make_params(rng.integers(1 << 30))
-    tokens = random_tokens(rng, 2, 9)
+    tokens = random_tokens(rng, 1, 9)
     run_schedule(submission, reference, params, tokens, 1, [1] * 8)
 
 
@@ -271,6 +275,118 @@ def test_cache_not_shared(submission, reference, rng):
         **TOL,
         what="the logits of continuing the first continuation's cache",
         hint=hint,
+    )
+
+
+# ----------------------------------------------------------------------------- the cache itself
+
+CACHE_FORM = (
+    "the cache is a list with one (k, v) tuple per layer, in layer order; k and v are float32 tensors "
+    "of shape (B, n_head, T_cached, head_dim), the keys taken after the rotary embedding"
+)
+UNROTATED = (
+    "keys cached before the rotary embedding? cache each key after rotating it at its own position: "
+    "it is then never rotated again"
+)
+SWAPPED = "keys and values swapped? each layer's item is the tuple (k, v), keys first"
+
+
+def unrotated_keys(ref, params, tokens):
+    """Each layer's keys of `tokens` before the rotary embedding: what caching them too early holds."""
+    n_head = params["n_head"]
+    T = tokens.shape[1]
+    positions = torch.arange(T)
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    x = params["wte"][tokens]
+    keys = []
+    for layer in params["layers"]:
+        h = ref.rms_norm(x, layer["attn_norm"])
+        q = ref.rope(ref.split_heads(h @ layer["wq"], n_head), positions)
+        k = ref.split_heads(h @ layer["wk"], n_head)
+        v = ref.split_heads(h @ layer["wv"], n_head)
+        keys.append(k)
+        x = x + ref.merge_heads(ref.attention(q, ref.rope(k, positions), v, mask)) @ layer["wo"]
+        x = x + ref.mlp(layer, ref.rms_norm(x, layer["mlp_norm"]))
+    return keys
+
+
+def check_cache(ref, params, tokens, cache, who):
+    """`cache`, returned by `who` after the tokens so far, against the reference's cache of them."""
+    expected = ref.prefill(params, tokens)[1]
+    unrotated = unrotated_keys(ref, params, tokens)
+    expect(
+        isinstance(cache, list) and len(cache) == len(expected),
+        f"{who}'s cache must be a list with one (k, v) tuple per layer",
+        detail=f"got {type(cache).__name__}"
+        + (f" of {len(cache)} items" if isinstance(cache, list | tuple) else "")
+        + f"; the model has {len(expected)} layers",
+        hint=CACHE_FORM,
+    )
+    for i, (item, (k_want, v_want)) in enumerate(zip(cache, expected, strict=True)):
+        expect(
+            isinstance(item, tuple) and len(item) == 2 and all(isinstance(t, torch.Tensor) for t in item),
+            f"each item of {who}'s cache must be a tuple (k, v) of two tensors",
+            hint=CACHE_FORM,
+        )
+        k, v = item
+        expect(
+            tuple(k.shape) == tuple(k_want.shape) and tuple(v.shape) == tuple(v_want.shape),
+            f"the keys and values in {who}'s cache must have shape (B, n_head, T_cached, head_dim)",
+            detail=f"layer {i}: k {tuple(k.shape)}, v {tuple(v.shape)}; expected {tuple(k_want.shape)}",
+            hint="split_heads gives (B, n_head, T, head_dim); the cached positions are dim 2",
+        )
+        assert_close(
+            k,
+            k_want,
+            **TOL,
+            what=f"the cached keys of params['layers'][{i}] after {who}",
+            hint=CACHE_FORM,
+            misconceptions={UNROTATED: unrotated[i], SWAPPED: v_want},
+        )
+        assert_close(
+            v,
+            v_want,
+            **TOL,
+            what=f"the cached values of params['layers'][{i}] after {who}",
+            hint=CACHE_FORM,
+            misconceptions={SWAPPED: k_want},
+        )
+
+
+def test_cache_form(submission, reference, rng):
+    """The cache is the lesson's: a list of per-layer (k, v), (B, n_head, T_cached, head_dim), keys
+    after rotary; after prefill and after a chunk, with 4 heads and 3 layers."""
+    params = make_params(rng.integers(1 << 30), d_model=32, n_head=4, n_layer=3, d_mlp=96)
+    tokens = random_tokens(rng, 2, 9)
+    _, cache = call(submission, "prefill", params, tokens[:, :6])
+    check_cache(reference, params, tokens[:, :6], cache, "prefill")
+    _, cache = call(submission, "decode_step", params, tokens[:, 6:], cache)
+    check_cache(reference, params, tokens, cache, "decode_step")
+
+
+def test_cache_left_unchanged(submission, reference, rng):
+    """decode_step leaves the cache it is given (and the parameters and tokens) as they were."""
+    params = make_params(rng.integers(1 << 30))
+    tokens = random_tokens(rng, 2, 8)
+    _, cache = call(submission, "prefill", params, tokens[:, :5])
+    result = call_unchanged(
+        submission.decode_step,
+        params,
+        tokens[:, 5:],
+        cache,
+        names=("params", "tokens", "cache"),
+        what="decode_step",
+        hint="the caller may decode from the same cache again (beam search, parallel sampling): build "
+        "a new list of new (k, v) tuples (torch.cat makes new tensors) and return it, never assign "
+        "into, append to or write into the cache you were given",
+    )
+    expect(isinstance(result, tuple) and len(result) == 2, "decode_step must return a tuple (logits, cache)")
+    assert_close(
+        result[0],
+        reference.forward(params, tokens)[:, 5:],
+        **TOL,
+        what="the logits of the decode step",
+        hint=STEP_HINT,
     )
 
 

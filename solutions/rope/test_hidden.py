@@ -11,6 +11,7 @@ from grader.testing import (
     assert_close,
     assert_gradients_close,
     assert_invariant,
+    call_unchanged,
     dtype_params,
     expect,
     shrink,
@@ -376,6 +377,29 @@ def test_gradients(submission, rng):
         hint="build the result out of tensor operations on x: no in-place writes into x, no "
         ".detach(), .numpy() or .tolist() on the way",
         **tol(torch.float32, positions),
+    )
+
+
+def test_inputs_unchanged(submission, reference, rng):
+    """apply_rope leaves x and token_positions as they were: the caller still holds them."""
+    gen = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
+    x = randn(gen, 2, 3, 10, 16)
+    positions = positions_from(rng, (10,), 1000)
+    out = call_unchanged(
+        submission.apply_rope,
+        x,
+        positions,
+        names=("x", "token_positions"),
+        what="apply_rope",
+        hint="build the result as a new tensor (torch.stack of the two rotated halves of every pair): "
+        "writing the rotated pairs back into x (x[..., 0::2] = ...) changes the caller's tensor, "
+        "and x.float() is x itself when x is float32",
+    )
+    assert_close(
+        out,
+        expected(reference, x, positions),
+        misconceptions=mistakes(x, positions),
+        **tol(x.dtype, positions),
     )
 
 

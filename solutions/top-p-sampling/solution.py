@@ -26,7 +26,9 @@ def filter_logits(
         # `<` and not a count: every token tied with the k-th largest stays
         logits = logits.masked_fill(logits < kth, float("-inf"))
 
-    if top_p is not None:
+    # top_p = 1 removes nothing: it is not left to the running total, which in float32 can round
+    # to 1 before the last tokens of a long tail and would remove tokens that have a probability
+    if top_p is not None and top_p < 1:
         probs = torch.softmax(logits, dim=-1)  # over what top-k left
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True)  # (..., V)
         # the probability of every token more likely than this one: a token is kept while the

@@ -1,6 +1,6 @@
 """Hidden tests for top-p-sampling: generated logits against the reference (ties, nucleus edges,
-temperature, batches), exact boundaries, argument checks, the distribution of the samples, and
-speed.
+temperature, batches), exact boundaries, argument checks, the distribution of the samples, inputs
+left unchanged, and speed.
 
 Random nucleus tests pick logits whose running totals stay at least 1e-4 away from p, so float
 rounding (summing in another order, float32 against float64) cannot move a token across the
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.testing import Call, assert_close, expect, shrink
+from grader.testing import Call, assert_close, call_unchanged, expect, shrink
 
 INF = float("-inf")
 TIES = "ties at the top-k threshold dropped? keep every token whose logit is >= the k-th largest"
@@ -236,14 +236,17 @@ def test_tiny_p_keeps_one_token(submission, reference, rng):
 
 def test_p_one_keeps_every_token(submission, rng):
     """top_p=1 keeps every token of non-zero probability, however the running total rounds near 1."""
-    logits = scaled_normal(rng, (16, 200), 1.0)
+    # a long tail, as a language model's logits have (a spread of about 3 over 1000 tokens): in float32
+    # the running total rounds to 1 before the last tokens in most such rows, and their probabilities
+    # are far from underflowing (every logit is within 40 of its row's largest)
+    logits = scaled_normal(rng, (48, 1000), 3.0).clamp(-20.0, 20.0)
     logits[:, ::7] = INF  # tokens already removed stay removed
     got = submission.filter_logits(logits, temperature=1.3, top_p=1.0)
     assert_close(
         got,
         logits / 1.3,
-        hint="the running total can round to just above 1 before the last token: with top_p=1 every "
-        "token must stay. Compare the total BEFORE each token with p",
+        hint="with top_p=1 every token stays: a float32 running total can reach 1 before the last "
+        "tokens of a long tail, so do not let it remove anything when top_p is 1",
     )
 
 
@@ -430,6 +433,52 @@ def test_sample_one_row(submission):
     expect(
         isinstance(many, torch.Tensor) and tuple(many.shape) == (7,),
         "sample(logits of shape (4,), seed=..., num_samples=7) should return ids of shape (7,)",
+    )
+
+
+# --------------------------------------------------------------------------- inputs left unchanged
+
+UNCHANGED_HINT = (
+    "build new tensors (logits / temperature, masked_fill): logits /= temperature, masked_fill_ or "
+    "logits[remove] = -inf overwrite the caller's logits (and without a temperature there is no copy)"
+)
+
+
+@pytest.mark.parametrize(
+    "temperature", [pytest.param(1.0, id="no-temperature"), pytest.param(0.7, id="T-0.7")]
+)
+def test_filter_leaves_the_logits_unchanged(submission, reference, rng, temperature):
+    """filter_logits returns a new tensor and leaves the logits it was given as they were."""
+    settings = {"temperature": temperature, "top_k": 12, "top_p": 0.8}
+    logits = clear_nucleus_rows(rng, 3, 24, 0.8, temperature=temperature, top_k=12, scale=1.5)
+    got = call_unchanged(
+        submission.filter_logits,
+        logits,
+        names=("logits",),
+        what="filter_logits",
+        hint=UNCHANGED_HINT,
+        **settings,
+    )
+    check_filter(got, reference.filter_logits(logits, **settings), {}, top_k=12)
+
+
+def test_sample_leaves_the_logits_unchanged(submission, rng, seed):
+    """sample leaves the logits it was given as they were."""
+    logits = clear_nucleus_rows(rng, 3, 24, 0.8, top_k=12, scale=1.5)
+    ids = call_unchanged(
+        submission.sample,
+        logits,
+        names=("logits",),
+        what="sample",
+        hint=UNCHANGED_HINT,
+        seed=seed,
+        num_samples=20,
+        top_k=12,
+        top_p=0.8,
+    )
+    expect(
+        isinstance(ids, torch.Tensor) and tuple(ids.shape) == (3, 20),
+        "sample should return ids of shape (3, 20) for logits (3, 24) and num_samples=20",
     )
 
 

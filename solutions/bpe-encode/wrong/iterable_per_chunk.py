@@ -1,7 +1,7 @@
 # expect: failed
 # why: encodes each chunk of the iterable on its own: a word, a whitespace run or a special token
 #   that continues in the next chunk is split in two
-# caught-by: test_encode_iterable_chunks, test_encode_iterable_boundaries, test_encode_iterable_file
+# caught-by: test_encode_iterable_chunks, test_encode_iterable_file, test_encode_iterable_bounded_memory
 
 
 from collections.abc import Iterable, Iterator

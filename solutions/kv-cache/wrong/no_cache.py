@@ -1,7 +1,14 @@
 # expect: too_slow
-# why: correct, but caches nothing useful: the "cache" is the token ids so far, and every step runs
-#   the whole forward pass again over all of them, a cost that grows with the sequence at each step
+# why: correct, and the cache has the lesson's form, but each step reuses a full-sequence attention:
+#   the new queries are padded with zeros to the whole length and only the last rows are kept, so
+#   every step does (T_past + T_new)^2 work instead of T_new x (T_past + T_new)
 # caught-by: test_decode_flops
+"""KV-cache decoding for a tiny decoder-only transformer: the reference solution.
+
+Everything down to `forward` is the model given in the skeleton, unchanged; `prefill` and
+`decode_step` are the exercise, and `decode_all` is the given driver.
+"""
+
 import math
 
 import torch
@@ -86,13 +93,43 @@ def forward(params: dict, tokens: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- the exercise
 
 
-def prefill(params: dict, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return forward(params, tokens), tokens  # the "cache" is the tokens seen so far
+def _extend(params: dict, tokens: torch.Tensor, cache: list) -> tuple[torch.Tensor, list]:
+    """Run the new tokens (B, T_new) at positions T_past .. T_past + T_new - 1, where T_past is the
+    length of `cache` (an empty list: nothing cached yet). Returns their logits and a new cache."""
+    n_head = params["n_head"]
+    T_new = tokens.shape[1]
+    T_past = cache[0][0].shape[2] if cache else 0
+    # the new tokens are the LAST T_new positions of the sequence, for rotary and for the mask
+    positions = torch.arange(T_past, T_past + T_new, device=tokens.device)  # (T_new,)
+    new_cache = []
+    x = params["wte"][tokens]  # (B, T_new, C)
+    for i, layer in enumerate(params["layers"]):
+        h = rms_norm(x, layer["attn_norm"])
+        q = rope(split_heads(h @ layer["wq"], n_head), positions)  # (B, n_head, T_new, head_dim)
+        k = rope(split_heads(h @ layer["wk"], n_head), positions)  # rotated once, at its own position
+        v = split_heads(h @ layer["wv"], n_head)
+        if cache:
+            k_past, v_past = cache[i]  # (B, n_head, T_past, head_dim), keys already rotated
+            k = torch.cat([k_past, k], dim=2)  # (B, n_head, T_past + T_new, head_dim)
+            v = torch.cat([v_past, v], dim=2)
+        new_cache.append((k, v))  # torch.cat made new tensors: the caller's cache is untouched
+        # "reuse the full-sequence attention": pad the new queries to the whole length
+        T_all = k.shape[2]
+        padded = torch.cat([q.new_zeros(*q.shape[:2], T_all - T_new, q.shape[-1]), q], dim=2)
+        full = torch.ones(T_all, T_all, dtype=torch.bool, device=tokens.device).tril()
+        x = x + merge_heads(attention(padded, k, v, full)[:, :, T_all - T_new :]) @ layer["wo"]
+        x = x + mlp(layer, rms_norm(x, layer["mlp_norm"]))
+    return rms_norm(x, params["norm_f"]) @ params["lm_head"], new_cache  # (B, T_new, vocab)
 
 
-def decode_step(params: dict, tokens: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    seen = torch.cat([cache, tokens], dim=1)  # (B, T_past + T_new)
-    return forward(params, seen)[:, -tokens.shape[1] :], seen  # everything recomputed
+def prefill(params: dict, tokens: torch.Tensor) -> tuple[torch.Tensor, list]:
+    """The prompt (B, T), all positions at once: its logits (B, T, vocab) and the cache."""
+    return _extend(params, tokens, [])
+
+
+def decode_step(params: dict, tokens: torch.Tensor, cache: list) -> tuple[torch.Tensor, list]:
+    """The next T_new tokens (B, T_new) after the cached ones: their logits and the longer cache."""
+    return _extend(params, tokens, cache)
 
 
 # ----------------------------------------------------------------------------- the given driver

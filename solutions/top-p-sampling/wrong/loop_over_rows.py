@@ -20,7 +20,7 @@ def filter_logits(logits, *, temperature=1.0, top_k=None, top_p=None):
         if top_k is not None:
             kth = torch.topk(row, min(top_k, row.shape[0])).values[-1]
             row = row.masked_fill(row < kth, float("-inf"))
-        if top_p is not None:
+        if top_p is not None and top_p < 1:  # top_p = 1 removes nothing
             sorted_probs, order = torch.sort(torch.softmax(row, dim=0), descending=True)
             before = torch.cumsum(sorted_probs, dim=0) - sorted_probs
             row = row.clone()
