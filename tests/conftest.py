@@ -12,7 +12,7 @@ import pytest
 from grader.catalog import Catalog, load_catalog
 from grader.remote import RemoteModule, RunnerClient
 from sandbox import Limits, Sandbox, SandboxUnavailable, cgroups, get_backend
-from sandbox.policy import SANDBOX_UID
+from sandbox.uids import UidPool
 from tests.services import PostgresServer, RedisServer
 
 # exercise packages used as fixtures hold their own tests: the harness runs them, not this suite
@@ -78,11 +78,12 @@ def sandbox_processes() -> list[int]:
     """Processes of the sandbox user in cgroups this test process created (other sandboxes may
     be running on the machine at the same time)."""
     mine = f"/{cgroups.PARENT}/g{os.getpid()}-"
+    pool = UidPool.from_env()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                owned = os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID
+                owned = os.stat(f"/proc/{entry}").st_uid in pool
                 if owned and mine in Path(f"/proc/{entry}/cgroup").read_text():
                     found.append(int(entry))
             except OSError:

@@ -168,16 +168,14 @@ def queue_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]
 def sandbox_strays(worker_pid: int) -> list[int]:
     """Sandbox processes still alive in the cgroups a worker (pid `worker_pid`) created."""
     from sandbox import cgroups
-    from sandbox.policy import SANDBOX_UID
+    from sandbox.uids import UidPool
 
+    pool = UidPool.from_env()
     mine = f"/{cgroups.PARENT}/g{worker_pid}-"
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if (
-                os.stat(f"/proc/{entry}").st_uid == SANDBOX_UID
-                and mine in Path(f"/proc/{entry}/cgroup").read_text()
-            ):
+            if os.stat(f"/proc/{entry}").st_uid in pool and mine in Path(f"/proc/{entry}/cgroup").read_text():
                 found.append(int(entry))
         except OSError:
             continue
