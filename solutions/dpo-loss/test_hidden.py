@@ -49,13 +49,14 @@ def masks(rng, batch, t_chosen, t_rejected):
     return torch.from_numpy(chosen), torch.from_numpy(rejected)
 
 
-def token_logps(rng, batch, length, prompt_from=None):
-    """Per-token log-probabilities (<= 0); the first columns copy `prompt_from` when given, since
-    the prompt is the same text before the chosen and the rejected response."""
+def token_logps(rng, batch, length, prompt_from=None, prompts=None):
+    """Per-token log-probabilities (<= 0); the first prompts[i] columns of row i copy `prompt_from`
+    when given, since the prompt is the same text before the chosen and the rejected response (and
+    only the prompt: the responses differ from their first token on)."""
     x = -rng.exponential(1.5, size=(batch, length))
     if prompt_from is not None:
-        n = min(length, prompt_from.shape[1])
-        x[:, :n] = prompt_from[:, :n]
+        for i, n in enumerate(prompts):
+            x[i, :n] = prompt_from[i, :n]
     return x
 
 
@@ -65,10 +66,11 @@ def make_batch(batch, t_chosen, t_rejected, seed, dtype=torch.float32):
     in the padding), as real batches do."""
     rng = np.random.default_rng(seed)
     chosen_mask, rejected_mask = masks(rng, batch, t_chosen, t_rejected)
+    prompts = chosen_mask.int().argmax(-1).tolist()  # the first response token of each row
     pc = token_logps(rng, batch, t_chosen)
-    pr = token_logps(rng, batch, t_rejected, prompt_from=pc)
+    pr = token_logps(rng, batch, t_rejected, prompt_from=pc, prompts=prompts)
     rc = token_logps(rng, batch, t_chosen)
-    rr = token_logps(rng, batch, t_rejected, prompt_from=rc)
+    rr = token_logps(rng, batch, t_rejected, prompt_from=rc, prompts=prompts)
     tensors = [torch.from_numpy(x).to(dtype) for x in (pc, pr, rc, rr)]
     return (*tensors, chosen_mask, rejected_mask)
 
@@ -451,6 +453,21 @@ def test_gradients(submission, rng, beta):
         (pc.requires_grad_(), pr.requires_grad_(), rc, rr, cm, rm),
         {"beta": beta},
         torch.tensor(1.0),
+    )
+
+
+def test_gradients_at_margin_zero(submission, rng):
+    """Policy = reference (the first step of DPO): every margin is 0, and the gradient is
+    -beta * sigmoid(0) / B = -beta / (2B) on every chosen response token (+ on the rejected ones)."""
+    pc, pr, _, _, cm, rm = make_batch(6, 12, 9, int(rng.integers(1 << 31)))
+    check_gradients(
+        submission,
+        (pc.clone().requires_grad_(), pr.clone().requires_grad_(), pc, pr, cm, rm),
+        {"beta": 0.1},
+        torch.tensor(1.0),
+        hint="at a margin of 0 the slope of -logsigmoid is -sigmoid(0) = -1/2: a hand-written "
+        "min(m, 0) - log1p(exp(-|m|)) gets it wrong there (autograd takes one side of the kinks of "
+        "min and abs); use F.logsigmoid",
     )
 
 
