@@ -21,7 +21,13 @@ from grader import codec
 from grader.verdict import Status, truncate
 from sandbox import Limits, SandboxProcess
 
-STARTUP_SECONDS = 60.0
+STARTUP_SECONDS = 60.0  # CPU time for the runner to start and load its runtime (ours, not the submission's)
+# Time limits count the sandbox's CPU time, so a verdict does not depend on what else the host is
+# doing. A wall-clock backstop catches a submission that waits instead of computing: this many
+# times the CPU limit, plus WALL_SLACK_SECONDS, enough for a loaded host that shares out its cores.
+WALL_FACTOR = 4.0
+WALL_SLACK_SECONDS = 10.0
+CLOCK_CHECK_SECONDS = (0.02, 0.25)  # how often the clocks are read while waiting, at least and at most
 OUTPUT_KEPT = 32 * 1024
 
 
@@ -232,6 +238,31 @@ class Output:
         return self.total - self.withheld > len(self.data)
 
 
+@dataclass
+class _Clock:
+    """The limits of one exchange with the runner, and the time it has spent waiting on its own."""
+
+    cpu_start: int  # the sandbox's CPU time when the exchange began, ns
+    cpu_limit_ns: int | None  # CPU ns it may use (the call's, or what the sandbox has left); None: unread
+    cpu_seconds: float  # the call's limit, as its message names it
+    wall_deadline: float  # time.monotonic() of the wall-clock backstop
+    backstop_seconds: float
+    lifetime: bool  # the sandbox's lifetime budget, not the call's, is the nearer limit
+    waited: float = 0.0  # seconds every thread of the sandbox was seen asleep, before the reply began
+    last_seen_waiting: float | None = None  # time.monotonic() of the last look that saw it asleep
+    replying: bool = False  # the reply's first byte has come: from then on the runner waits on us
+
+    def look(self, process: SandboxProcess) -> None:
+        """Count the time since the last look as waiting when both looks found the sandbox asleep."""
+        now = time.monotonic()
+        if self.replying or self.cpu_limit_ns is None or not process.waiting():
+            self.last_seen_waiting = None
+            return
+        if self.last_seen_waiting is not None:
+            self.waited += now - self.last_seen_waiting
+        self.last_seen_waiting = now
+
+
 class RunnerClient:
     """One runner in one sandbox, driven by the harness."""
 
@@ -243,8 +274,8 @@ class RunnerClient:
         self.output = Output(limit=limits.output_kb * 1024)
         self.death: Death | None = None
         self.hidden = False  # a hidden test is running: what the runner controls stays out of words
-        self.started = time.monotonic()
-        self.deadline = self.started + limits.wall_seconds
+        self.cpu_started: int | None = None  # read once the runner is found (see handshake)
+        self.restart_clock()
         self.baseline_bytes: dict[str, int] = {"cgroup": 0, "procfs": 0}
         self.setups: dict[Any, RemoteObject] = {}  # per-side objects made for measured calls
         for fd in (process.stdin, process.stdout, process.stderr):
@@ -253,15 +284,20 @@ class RunnerClient:
     # ------------------------------------------------------------------ lifecycle
 
     def restart_clock(self) -> None:
-        """Start the wall-time limit now (a runner taken from a warm pool has been waiting)."""
+        """Start the sandbox's time limits now (a runner taken from a warm pool has been waiting):
+        `cpu_seconds` of CPU time, and `wall_seconds` of wall time as the backstop."""
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.wall_seconds
+        if self.cpu_started is not None:
+            self.cpu_started = self.process.cpu_ns()
 
     def handshake(self) -> dict[str, Any]:
-        header, _ = self._receive(time.monotonic() + STARTUP_SECONDS, "starting the sandbox")
+        # the runner's CPU clock cannot be read before it says hello: until then, wall time only
+        header, _ = self._receive(self._clock(STARTUP_SECONDS, cpu=False), "starting the sandbox")
         if header.get("op") != "hello":
             self._die(Status.RUNTIME_ERROR, "the runner broke the protocol: no hello")
         self.process.locate_runner()
+        self.cpu_started = self.process.cpu_ns()
         return header
 
     def init(
@@ -280,6 +316,7 @@ class RunnerClient:
             self.broke_protocol("the runner broke the protocol while loading the runtime")
         # the runtime alone, before any submission code, as each memory source sees it
         self.baseline_bytes = {source: self.process.memory_bytes(source) for source in ("cgroup", "procfs")}
+        self.restart_clock()  # the sandbox's time limits are the submission's: they start now
         return info
 
     def load(self, module: str, source: str) -> list[str]:
@@ -358,18 +395,18 @@ class RunnerClient:
         is sent until its whole reply has arrived (the harness's own encoding excluded)."""
         if self.death is not None:
             raise RunnerDied(self.death, self.label)
-        deadline = min(time.monotonic() + (timeout or self.limits.call_seconds), self.deadline)
         encoder = codec.Encoder(self.caps)
         encoder.to_handle = functools.partial(_to_reference, encoder)
         full = dict(header)
         for key, value in (values or {}).items():
             full[key] = encoder.encode(value)
         parts = encoder.frame(full)
-        cpu0, wall0 = self.process.cpu_ns(), time.perf_counter_ns()
-        self._send(parts, deadline, what)
-        reply, buffers = self._receive(deadline, what)
+        clock = self._clock(timeout or self.limits.call_seconds)
+        cpu0, wall0 = clock.cpu_start, time.perf_counter_ns()
+        self._send(parts, clock, what)
+        reply, buffers = self._receive(clock, what)
         wall1, cpu1 = time.perf_counter_ns(), self.process.cpu_ns()
-        return self._result(header, reply, buffers, deadline), cpu1 - cpu0, wall1 - wall0
+        return self._result(header, reply, buffers, clock.wall_deadline), cpu1 - cpu0, wall1 - wall0
 
     def _result(
         self, request: dict[str, Any], reply: dict[str, Any], buffers: list[memoryview], deadline: float
@@ -414,11 +451,29 @@ class RunnerClient:
 
     # ------------------------------------------------------------------ transport
 
-    def _send(self, parts: list[bytes], deadline: float, what: str) -> None:
+    def _clock(self, cpu_seconds: float, *, cpu: bool = True) -> _Clock:
+        """The limits of one exchange: `cpu_seconds` of the sandbox's CPU time (and what is left
+        of its lifetime's), with its wall-clock backstop."""
+        now = time.monotonic()
+        backstop = cpu_seconds * WALL_FACTOR + WALL_SLACK_SECONDS
+        if not cpu or self.cpu_started is None:
+            return _Clock(0, None, cpu_seconds, min(now + backstop, self.deadline), backstop, False)
+        start = self.process.cpu_ns()
+        lifetime_left = self.limits.cpu_seconds * 1e9 - (start - self.cpu_started)
+        return _Clock(
+            cpu_start=start,
+            cpu_limit_ns=int(min(cpu_seconds * 1e9, max(lifetime_left, 0))),
+            cpu_seconds=cpu_seconds,
+            wall_deadline=min(now + backstop, self.deadline),
+            backstop_seconds=backstop,
+            lifetime=lifetime_left < cpu_seconds * 1e9,
+        )
+
+    def _send(self, parts: list[bytes], clock: _Clock, what: str) -> None:
         for part in parts:
             view = memoryview(part)
             while view.nbytes:
-                self._wait({self.process.stdin: select.POLLOUT}, deadline, what)
+                self._wait({self.process.stdin: select.POLLOUT}, clock, what)
                 try:
                     view = view[os.write(self.process.stdin, view) :]
                 except BlockingIOError:
@@ -426,12 +481,12 @@ class RunnerClient:
                 except BrokenPipeError:
                     self._died_on_eof(what)
 
-    def _receive(self, deadline: float, what: str) -> tuple[dict[str, Any], list[memoryview]]:
+    def _receive(self, clock: _Clock, what: str) -> tuple[dict[str, Any], list[memoryview]]:
         def read_exact(n: int) -> bytearray:
             buf = bytearray(n)
             view, got = memoryview(buf), 0
             while got < n:
-                self._wait({self.process.stdout: select.POLLIN}, deadline, what)
+                self._wait({self.process.stdout: select.POLLIN}, clock, what)
                 try:
                     chunk = os.readv(self.process.stdout, [view[got:]])
                 except BlockingIOError:
@@ -439,6 +494,7 @@ class RunnerClient:
                 if chunk == 0:
                     self._died_on_eof(what)
                 got += chunk
+                clock.replying = True
             return buf
 
         try:
@@ -450,17 +506,26 @@ class RunnerClient:
                 f"the runner's answer broke the protocol while {what}: {exc}",
             )
 
-    def _wait(self, want: dict[int, int], deadline: float, what: str) -> None:
-        """Block until a wanted descriptor is ready, draining the submission's output meanwhile."""
+    def _wait(self, want: dict[int, int], clock: _Clock, what: str) -> None:
+        """Block until a wanted descriptor is ready, draining the submission's output meanwhile;
+        the CPU clock is read between waits, no sooner than it could have run out."""
         poller = select.poll()
         for fd, events in want.items():
             poller.register(fd, events)
         poller.register(self.process.stderr, select.POLLIN)
+        parallel = self.limits.cpus if self.process.cgroup is not None else float(os.cpu_count() or 1)
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._timeout(what)
-            ready = poller.poll(max(1, int(remaining * 1000)))
+            wall_left = clock.wall_deadline - time.monotonic()
+            cpu_left = 1e18
+            if clock.cpu_limit_ns is not None:
+                cpu_left = clock.cpu_limit_ns - (self.process.cpu_ns() - clock.cpu_start)
+            if want.get(self.process.stdout) == select.POLLIN:
+                clock.look(self.process)
+            if wall_left <= 0 or cpu_left <= 0 or clock.waited > clock.cpu_seconds:
+                self._timeout(what, clock, by_cpu=cpu_left <= 0)
+            low, high = CLOCK_CHECK_SECONDS
+            wait = min(wall_left, max(low, min(high, cpu_left / 1e9 / max(parallel, 1.0))))
+            ready = poller.poll(max(1, int(wait * 1000)))
             for fd, events in ready:
                 if fd == self.process.stderr:
                     if not self._drain_once():
@@ -481,11 +546,18 @@ class RunnerClient:
 
     # ------------------------------------------------------------------ death
 
-    def _timeout(self, what: str) -> NoReturn:
-        if time.monotonic() >= self.deadline:
-            message = f"time limit: the submission used its {self.limits.wall_seconds:g} s while {what}"
+    def _timeout(self, what: str, clock: _Clock, *, by_cpu: bool) -> NoReturn:
+        if by_cpu and clock.lifetime:
+            why = f"the submission used its {self.limits.cpu_seconds:g} s of CPU time"
+        elif by_cpu:
+            why = f"your code used more than {clock.cpu_seconds:g} s of CPU time"
+        elif clock.waited > clock.cpu_seconds:
+            why = f"no answer within {clock.cpu_seconds:g} s (your code was waiting)"
+        elif time.monotonic() >= self.deadline:
+            why = f"the sandbox ran for {self.limits.wall_seconds:g} s, most of it waiting,"
         else:
-            message = f"time limit: no answer within {self.limits.call_seconds:g} s while {what}"
+            why = f"no answer within {clock.backstop_seconds:g} s (mostly waiting)"
+        message = f"time limit: {why} while {what}"
         self._die(Status.TIMEOUT, message)
 
     def _died_on_eof(self, what: str) -> NoReturn:

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"))
     sandbox: str = "auto"
     device: str = "cpu"
+    # Where validation reports of exercise versions are kept, to skip validating a version (same
+    # files, same grader code, same sandbox) again; None: always validate.
+    validation_cache: Path | None = None
 
     # The queue. DATABASE_URL and REDIS_URL are read without the prefix, as deployments name them.
     database_url: str | None = Field(

@@ -7,7 +7,14 @@ skeleton must fail, and every known-wrong solution must get exactly the verdict 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import concurrent.futures
+import dataclasses
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,7 @@ from sandbox import Sandbox
 
 VALIDATION_SEED = 0
 TINY_CALL_S = 1e-4
+CODE_ROOTS = ("grader", "sandbox")  # the code whose change makes an earlier report stale
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,106 @@ def validate_exercise(
         verdict = _grade(exercise, wrong.path, backend, events)
         add(_expect(exercise, f"wrong/{wrong.name}", verdict, wrong.expect, wrong.caught_by))
     return checks
+
+
+def validate_cached(
+    exercise: Exercise,
+    backend: Sandbox,
+    cache: Path | None,
+    *,
+    events: EventSink = ignore,
+    on_check: Callable[[Check], None] | None = None,
+    seeds: int = 1,
+) -> list[Check]:
+    """`validate_exercise`, unless `cache` holds a report on which every check held for this very
+    version (its files), sandbox and grader code, on at least as many seeds: then that report,
+    its checks marked as kept. Only reports that hold are kept: a failure is looked at afresh."""
+    kept = kept_report(exercise, backend.name, seeds, cache)
+    if kept is not None:
+        for check in kept:
+            if on_check is not None:
+                on_check(check)
+        return kept
+    checks = validate_exercise(exercise, backend, events=events, on_check=on_check, seeds=seeds)
+    if cache is not None and checks and all(c.ok for c in checks):
+        path = _report_path(exercise, backend.name, cache)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"seeds": seeds, "checks": [dataclasses.asdict(c) for c in checks]}))
+        partial.replace(path)
+    return checks
+
+
+def kept_report(exercise: Exercise, backend: str, seeds: int, cache: Path | None) -> list[Check] | None:
+    """The report kept in `cache` for this version, if one covers `seeds` (see validate_cached)."""
+    if cache is None:
+        return None
+    try:
+        data = json.loads(_report_path(exercise, backend, cache).read_text())
+        if int(data["seeds"]) < seeds:
+            return None
+        checks = [Check(**item) for item in data["checks"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # none kept, or unreadable: validate again
+    return [dataclasses.replace(c, detail=f"{c.detail} (kept report)".strip()) for c in checks]
+
+
+def _report_path(exercise: Exercise, backend: str, cache: Path) -> Path:
+    key = hashlib.sha256(f"{exercise.version}\0{backend}\0{_code_hash()}".encode()).hexdigest()[:24]
+    return cache / f"{exercise.slug}-{key}.json"
+
+
+@functools.cache
+def _code_hash() -> str:
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for top in CODE_ROOTS:
+        for path in sorted((root / top).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def validate_in_parallel(
+    exercises: list[Exercise],
+    backend: str,
+    *,
+    fork: bool,
+    jobs: int,
+    seeds: int = 1,
+    cache: Path | None = None,
+) -> Iterator[tuple[Exercise, list[Check] | BaseException]]:
+    """Validate each exercise in a process of its own, `jobs` at a time (pytest runs in-process,
+    so gradings cannot share one); yields each exercise's checks, or what stopped it, as it ends."""
+    pending = []
+    for exercise in exercises:
+        kept = kept_report(exercise, backend, seeds, cache)
+        if kept is None:
+            pending.append(exercise)
+        else:
+            yield exercise, kept
+    if not pending:
+        return
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or locks
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as executor:
+        futures = {
+            executor.submit(_validate_one, exercise, backend, fork, seeds, cache): exercise
+            for exercise in pending
+        }
+        for future in concurrent.futures.as_completed(futures):
+            error = future.exception()
+            yield futures[future], (future.result() if error is None else error)
+
+
+def _validate_one(
+    exercise: Exercise, backend: str, fork: bool, seeds: int, cache: Path | None
+) -> list[Check]:
+    from sandbox import select_backend
+
+    sandbox = select_backend(backend, untrusted=False, fork=fork)
+    try:
+        return validate_cached(exercise, sandbox, cache, seeds=seeds)
+    finally:
+        sandbox.close()
 
 
 def _grade(

@@ -130,6 +130,28 @@ class SandboxProcess:
         """How fine `cpu_ns` is: exact from a cgroup, clock ticks from /proc."""
         return 1 if self.cgroup is not None else TICK_NS
 
+    def waiting(self) -> bool:
+        """True when every thread of the sandbox is asleep (state S: waiting for input, a timer,
+        a lock), so none is computing or queued for a core. A busy host leaves a starved runner
+        runnable (R), never asleep: time spent asleep is the submission's own waiting."""
+        pids = self.cgroup.pids() if self.cgroup is not None else [self._runner()]
+        if not pids:
+            return False
+        for pid in pids:
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                return False
+            for task in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{task}/stat") as f:
+                        state = f.read().rsplit(")", 1)[-1].split(maxsplit=1)[0]
+                except (OSError, IndexError):
+                    return False
+                if state != "S":
+                    return False
+        return True
+
     def memory_bytes(self, source: str = "cgroup") -> int:
         if source == "cgroup" and self.cgroup is not None:
             return self.cgroup.memory_bytes()

@@ -24,9 +24,11 @@ SITE_DIR = "/opt/grader/site"
 class Limits:
     """Resource limits for one sandbox, declared per exercise on top of these defaults."""
 
-    wall_seconds: float = 120.0  # the whole sandbox lifetime, tests and performance phase included
-    call_seconds: float = 20.0  # one call from a correctness test
-    cpu_seconds: int = 180
+    # Time is CPU time, so that a verdict does not depend on how busy the host is; wall time is
+    # only a generous backstop, for a submission that waits instead of computing.
+    call_seconds: float = 20.0  # CPU time of one call from a correctness test (wall backstop 4x + 10 s)
+    cpu_seconds: int = 180  # CPU time of the whole sandbox, tests and performance phase included
+    wall_seconds: float = 600.0  # wall-clock backstop for the whole sandbox lifetime
     memory_mb: int = 2048
     pids: int = 64
     output_kb: int = 256  # everything the submission prints, stdout and stderr together
@@ -39,6 +41,11 @@ class Limits:
         for name, value in asdict(self).items():
             if not value > 0:
                 raise ValueError(f"limit {name} must be positive, got {value!r}")
+        if self.wall_seconds < self.cpu_seconds:
+            raise ValueError(
+                f"limit wall_seconds ({self.wall_seconds:g}) is a backstop behind cpu_seconds "
+                f"({self.cpu_seconds}): make it at least as large"
+            )
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], base: Limits | None = None) -> Limits:

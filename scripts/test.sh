@@ -2,14 +2,32 @@
 # Sets everything up, then runs every check the project has: lint, types, the test suite
 # (unit, integration, red team, and the validation of every exercise). The tests start their own
 # Redis and PostgreSQL; Docker's daemon is started here if it is not running. Safe to run again.
+#
+#   scripts/test.sh              everything (what CI runs)
+#   scripts/test.sh --quick      lint, types and the unit tests: the lane for development (~1 min)
+#   scripts/test.sh [--quick] ARGS...   extra arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=0
+if [[ "${1:-}" == "--quick" ]]; then
+    quick=1
+    shift
+fi
 scripts/setup.sh --test
-scripts/docker.sh
+if [[ $quick == 0 ]]; then
+    scripts/docker.sh
+fi
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "==> mypy"
 .venv/bin/mypy
 echo "==> pytest"
-.venv/bin/python -m pytest "$@"
+# A validation report that holds is kept for this run: an exercise version (same files, same
+# grader code) validated once is not validated again by a later test.
+GRADER_VALIDATION_CACHE="${GRADER_VALIDATION_CACHE:-$(mktemp -d /tmp/grader-validation.XXXXXX)}"
+export GRADER_VALIDATION_CACHE
+if [[ $quick == 1 ]]; then
+    exec .venv/bin/python -m pytest tests/unit "$@"
+fi
+exec .venv/bin/python -m pytest "$@"

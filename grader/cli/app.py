@@ -353,26 +353,70 @@ def validate(
             "the seed; every grading draws a fresh one)",
         ),
     ] = 1,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=64,
+            help="With --all: exercises validated at once, each in a process of its own "
+            "[default: the CPUs, at most 4]",
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the reports that hold here, and skip a version (files, grader code, sandbox, seeds) "
+            "validated before [env: GRADER_VALIDATION_CACHE]"
+        ),
+    ] = None,
 ) -> None:
     """Prove the hidden tests work: the reference passes, the skeleton fails, and every wrong/
     variant gets exactly its declared verdict."""
-    from grader.validate import validate_exercise
+    from grader.validate import validate_cached, validate_in_parallel
 
     state: State = ctx.obj
     if (exercise is None) == (not all_):
         raise CliError("name one EXERCISE or pass --all", 2)
     targets = list(state.catalog) if all_ else [state.exercise(exercise or "")]
     backend = state.backend(sandbox, own_code=True)
+    cache = cache or state.settings.validation_cache
+    workers = min(jobs or min(os.cpu_count() or 1, 4), len(targets))
     failures = 0
-    for target in targets:
-        with progress() as events:
-            checks = validate_exercise(
-                target, backend, events=events, on_check=lambda c: render.check(out, c), seeds=seeds
+    started = time.monotonic()
+    if workers > 1:
+        backend.close()  # each process selects its own
+        err.print(f"validating {len(targets)} exercises, {workers} at a time")
+        runs = validate_in_parallel(
+            targets, backend.name, fork=state.settings.fork_runners, jobs=workers, seeds=seeds, cache=cache
+        )
+        for done, (target, result) in enumerate(runs, 1):
+            if isinstance(result, BaseException):
+                failures += 1
+                out.print(f"[red]FAIL[/red] {target.slug}: validation could not run: {result}")
+                continue
+            for check in result:
+                render.check(out, check)
+            failures += sum(not c.ok for c in result)
+            err.print(
+                f"[dim][{done}/{len(targets)}] {target.slug} in {time.monotonic() - started:.0f} s[/dim]"
             )
-        failures += sum(not c.ok for c in checks)
+    else:
+        for target in targets:
+            with progress() as events:
+                checks = validate_cached(
+                    target,
+                    backend,
+                    cache,
+                    events=events,
+                    on_check=lambda c: render.check(out, c),
+                    seeds=seeds,
+                )
+            failures += sum(not c.ok for c in checks)
     if failures:
         raise CliError(f"{failures} validation check(s) did not hold", 1)
-    out.print(f"[green]all {len(targets)} exercise(s) valid[/green]")
+    out.print(f"[green]all {len(targets)} exercise(s) valid[/green] in {time.monotonic() - started:.0f} s")
 
 
 @sandbox_app.command("check")

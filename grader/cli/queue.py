@@ -10,24 +10,25 @@ import json
 import logging
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from redis.exceptions import RedisError
-from sqlalchemy.engine import make_url
 
 from grader.cli import render
 from grader.cli.app import CliError, State, app, err, handled, out, read_submission
-from grader.jobs import queue as jobqueue
-from grader.jobs import submissions
-from grader.store import DatabaseError, make_engine, require_current, sessions, upgrade
-from grader.store.models import Submission
+from grader.jobs import QUEUES
+
+if TYPE_CHECKING:  # the database and Redis clients are imported by the commands that use them
+    from grader.store.models import Submission
+
 
 db_app = typer.Typer(no_args_is_help=True, help="The grader's database.")
 app.add_typer(db_app, name="db")
 
 
 def _engine(state: State) -> Any:
+    from grader.store import DatabaseError, make_engine
+
     try:
         return make_engine(state.settings.database())
     except DatabaseError as exc:
@@ -35,6 +36,8 @@ def _engine(state: State) -> Any:
 
 
 def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - only for display
@@ -42,6 +45,8 @@ def _safe_url(url: str) -> str:
 
 
 def _factory(state: State) -> Any:
+    from grader.store import DatabaseError, require_current, sessions
+
     engine = _engine(state)
     try:
         require_current(engine)
@@ -51,6 +56,8 @@ def _factory(state: State) -> Any:
 
 
 def _redis(state: State) -> Any:
+    from grader.jobs import queue as jobqueue
+
     try:
         return jobqueue.connect(state.settings.redis_url)
     except jobqueue.QueueError as exc:
@@ -61,6 +68,8 @@ def _redis(state: State) -> Any:
 @handled
 def db_upgrade(ctx: typer.Context) -> None:
     """Create the database or bring its schema up to date (safe to run again)."""
+    from grader.store import DatabaseError, require_current, upgrade
+
     state: State = ctx.obj
     engine = _engine(state)
     try:
@@ -82,6 +91,8 @@ def enqueue(
     """Queue FILE for grading; prints the submission id as the last word."""
     from pathlib import Path
 
+    from grader.jobs import queue as jobqueue
+    from grader.jobs import submissions
     from grader.notebooks import submission_limit
 
     state: State = ctx.obj
@@ -108,6 +119,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the verdict once done)")] = False,
 ) -> None:
     """Show where submission ID stands, or its verdict once graded."""
+    from grader.jobs import submissions
+
     state: State = ctx.obj
     factory = _factory(state)
     row = submissions.get(factory, submission_id)
@@ -119,6 +132,11 @@ def status(
 
 
 def _wait(state: State, factory: Any, submission_id: int, timeout: float | None, *, show: bool) -> Submission:
+    from redis.exceptions import RedisError
+
+    from grader.jobs import queue as jobqueue
+    from grader.jobs import submissions
+
     deadline = None if timeout is None else time.monotonic() + timeout
     redis = _redis(state)
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
@@ -162,6 +180,7 @@ def _describe(event: dict[str, Any]) -> str:
 
 
 def _show(state: State, row: Submission, as_json: bool) -> None:
+    from grader.jobs import queue as jobqueue
     from grader.verdict import Verdict
 
     if row.state == "done" and row.verdict is not None:
@@ -207,13 +226,15 @@ def worker(
     ] = False,
 ) -> None:
     """Grade submissions from the queue until stopped (Ctrl-C finishes the current one first)."""
-    from grader.jobs import worker as jobworker
-
     state: State = ctx.obj
     names = queue_names or (["gpu"] if gpu is not None else ["cpu"])
     for name in names:
-        if name not in jobqueue.QUEUES:
-            raise CliError(f"unknown queue {name!r}; choose {' or '.join(jobqueue.QUEUES)}", 2)
+        if name not in QUEUES:
+            raise CliError(f"unknown queue {name!r}; choose {' or '.join(QUEUES)}", 2)
+    from grader.jobs import queue as jobqueue
+    from grader.jobs import worker as jobworker
+    from grader.store import DatabaseError
+
     if "gpu" in names and gpu is None:
         raise CliError("a gpu worker needs its device: --gpu INDEX", 2)
     backend = state.backend(sandbox)  # refuses none: workers grade students' code
@@ -240,7 +261,9 @@ def worker(
 @handled
 def reconcile(ctx: typer.Context) -> None:
     """Re-enqueue lost work once (workers also do this on their own, every few seconds)."""
+    from grader.jobs import queue as jobqueue
     from grader.jobs import worker as jobworker
+    from grader.store import DatabaseError
 
     state: State = ctx.obj
     backend = state.backend(None)  # the configured one, never none

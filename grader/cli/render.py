@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from grader.catalog import Catalog
-from grader.harness.feedback import describe_performance
-from grader.validate import Check
-from grader.verdict import Outcome, Status, Verdict
+from grader.verdict import Outcome, Status, Verdict, describe_performance
 
 STATUS_STYLE = {
     Status.PASSED: "bold green",
@@ -25,6 +25,9 @@ OUTCOME_STYLE = {
     Outcome.TOO_SLOW: ("SLOW", "yellow"),
     Outcome.SKIPPED: ("SKIP", "dim"),
 }
+
+if TYPE_CHECKING:  # validating imports the engine, which most commands never need
+    from grader.validate import Check
 
 
 def verdict(console: Console, result: Verdict) -> None:

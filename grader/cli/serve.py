@@ -37,7 +37,6 @@ from rich.markup import escape
 from grader.cli.app import CliError, State, app, err, handled, out
 from grader.cli.queue import _safe_url
 from grader.settings import Settings
-from grader.store import DatabaseError, make_engine, sessions, upgrade
 
 PR_SET_PDEATHSIG = 1
 REDIS_START_S = 10.0
@@ -261,6 +260,7 @@ def _redis(stack: contextlib.ExitStack, settings: Settings) -> str:
 
 def _database(settings: Settings) -> None:
     """Bring the schema up to date; on a database with no account yet, create the demo logins."""
+    from grader.store import DatabaseError, make_engine, sessions, upgrade
     from web.accounts import seed_demo
 
     url = settings.database()
@@ -419,6 +419,7 @@ async def _watch(
 def _web(settings: Settings, listener: socket.socket, workers: Workers, stopper: Stopper, url: str) -> None:
     import uvicorn
 
+    from grader.store import DatabaseError
     from web.app import create_app
 
     try:

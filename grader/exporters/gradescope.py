@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.exporters.base import Exporter
-from grader.harness.feedback import describe_performance
-from grader.verdict import Outcome, Verdict
+from grader.verdict import Outcome, Verdict, describe_performance
 
 
 class GradescopeExporter(Exporter):

@@ -12,8 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from grader.exporters.base import Exporter
-from grader.harness.feedback import describe_performance
-from grader.verdict import Outcome, Status, Verdict
+from grader.verdict import Outcome, Status, Verdict, describe_performance
 
 # XML 1.0 cannot carry most control characters, even escaped.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

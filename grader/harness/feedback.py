@@ -22,7 +22,7 @@ from grader.harness.location import Locator
 from grader.measurement.protocol import PerformanceInconclusive
 from grader.remote import Lookup, MissingName, RemoteError, RunnerDied
 from grader.testing.asserts import GradingFailure
-from grader.verdict import Outcome, PerfResult, Status, truncate
+from grader.verdict import Outcome, PerfResult, Status, describe_performance, truncate
 
 
 class TooSlow(Exception):
@@ -147,50 +147,6 @@ def _lookup(lookup: Lookup) -> Feedback:
     """A name the test asked for was not there, or a step of the protocol found nothing to do:
     said in the harness's own words, with the name the harness asked for."""
     return Feedback(Outcome.FAILED, lookup.explain(), lookup.hint)
-
-
-def describe_performance(result: PerfResult) -> str:
-    if result.kind == "exponent":
-        what = {
-            "time": "CPU time",
-            "flops": "FLOP count",
-            "ops": "tensor op count",
-            "allocation": "largest allocation",
-        }
-        slack = f" (+{result.tolerance:g})" if result.tolerance else ""
-        return (
-            f"{result.name}: your code's {what.get(result.metric, result.metric)} grows like "
-            f"n^{result.ratio:.2f} (the reference's like n^{result.reference_value:.2f}); "
-            f"the limit is n^{result.threshold:g}{slack}"
-        )
-    return _describe_ratio(result)
-
-
-def _describe_ratio(result: PerfResult) -> str:
-    limit = f"the limit is {result.threshold:g}x" + (
-        f" (+{result.tolerance:.0%} tolerance)" if result.tolerance else ""
-    )
-    if result.metric == "time":
-        ci = ""
-        if result.ci_low is not None and result.ci_high is not None:
-            ci = f", 95% interval {result.ci_low:.2f}-{result.ci_high:.2f}x over {result.pairs} pairs"
-        return f"{result.name}: your code took {result.ratio:.2f}x the reference's CPU time{ci}; {limit}"
-    if result.metric == "memory":
-        yours, theirs = result.submission_value / 2**20, result.reference_value / 2**20
-        return (
-            f"{result.name}: your code's peak memory was {result.ratio:.2f}x the reference's "
-            f"({yours:.1f} MiB against {theirs:.1f} MiB); {limit}"
-        )
-    what = {
-        "allocation": "largest single allocation",
-        "flops": "floating-point operation count",
-        "ops": "tensor op count",
-    }
-    figures = f"{result.submission_value:.3g} against {result.reference_value:.3g} {result.unit}"
-    return (
-        f"{result.name}: your code's {what.get(result.metric, result.metric)} was {result.ratio:.2f}x the "
-        f"reference's ({figures}); {limit}"
-    )
 
 
 def _first_lines(text: str, count: int = 6) -> str:

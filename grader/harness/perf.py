@@ -48,8 +48,12 @@ class Perf:
         def progress(done: int, total: int) -> None:
             self.session.events(Event("performance", f"{name}: pair {done}", done, total))
 
+        def busy(pause: float) -> None:
+            message = f"{name}: the machine is busy; measuring again in {pause:g} s"
+            self.session.events(Event("performance", message))
+
         if spec.metric == "time":
-            result = protocol.time_ratio(name, student, reference, make_call, spec, checker, progress)
+            result = protocol.time_ratio(name, student, reference, make_call, spec, checker, progress, busy)
         elif spec.metric == "memory":
             result = protocol.memory_ratio(name, student, reference, make_call, spec, checker)
         else:

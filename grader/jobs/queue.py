@@ -16,7 +16,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-QUEUES = ("cpu", "gpu")
+from grader.jobs import QUEUES
+
 JOB_FUNCTION = "grader.jobs.worker.grade_job"
 PROGRESS_PREFIX = "grader:progress:"
 # RQ's own limit on a job: far above any exercise's wall time, which the sandbox enforces itself.

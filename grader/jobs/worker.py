@@ -101,7 +101,7 @@ def grade_job(submission_id: int, attempt: int) -> str:
 def validate_job(package_id: int, job_id: str) -> str:
     """The RQ job that validates an uploaded exercise package; the report goes to the database
     and progress to the channel `grader:progress:package-<id>`."""
-    from grader.validate import Check, validate_exercise
+    from grader.validate import Check, validate_cached
 
     ctx = context()
     if not packages.claim(ctx.factory, package_id, job_id):
@@ -127,7 +127,7 @@ def validate_job(package_id: int, job_id: str) -> str:
             if path
             else ctx.library.exercise_at(ctx.factory, slug, version)
         )
-        checks = validate_exercise(exercise, ctx.backend, on_check=on_check)
+        checks = validate_cached(exercise, ctx.backend, ctx.settings.validation_cache, on_check=on_check)
     except Exception as exc:  # noqa: BLE001 - reported on the package, never lost
         log.exception("package %s: validation failed to run", package_id)
         packages.finish(

@@ -39,7 +39,7 @@ MAX_BLOCK_CALLS = 4000
 CALIBRATION_ROUNDS = 8
 OVERHEAD_REPEATS = 5
 MEMORY_REPEATS = 3
-NOISY_RETRIES = 2
+BUSY_PAUSES = (2.0, 5.0, 15.0, 40.0)  # seconds to wait before measuring again on a noisy machine
 SCALING_REPEATS = 5
 WARMUP_BLOCKS = 2
 COARSE_CLOCK_TICKS = 25  # with a clock of 10 ms ticks, blocks of 250 ms keep the error near 4%
@@ -60,7 +60,7 @@ def block(client: RunnerClient, calls: Sequence[Call], *, what: str = "a timed c
     """Run `calls` in one exchange with the runner, garbage collection off; timed from outside."""
     payload = [bind(client, c) for c in calls]
     reply, cpu_ns, wall_ns = client.timed_request(
-        {"op": "block"}, {"calls": payload}, timeout=client.limits.wall_seconds, what=what
+        {"op": "block"}, {"calls": payload}, timeout=client.limits.cpu_seconds, what=what
     )
     outputs = reply.value
     if not isinstance(outputs, list) or len(outputs) != len(calls):
@@ -127,16 +127,22 @@ def time_ratio(
     spec: PerformanceSpec,
     check: Check,
     progress: Progress | None = None,
+    busy: Callable[[float], None] | None = None,
 ) -> PerfResult:
-    """Measure CPU time of the submission over the reference; retried when the machine is noisy."""
-    for attempt in range(NOISY_RETRIES + 1):
+    """Measure CPU time of the submission over the reference. When the machine is too noisy to
+    judge, wait for it to calm down (BUSY_PAUSES, saying so through `busy`) and measure again."""
+    for pause in (*BUSY_PAUSES, None):
         result = _time_ratio_once(name, student, reference, make_call, spec, check, progress)
         if result is not None:
             return result
-        if attempt < NOISY_RETRIES:
-            time.sleep(0.5)
+        if pause is None:
+            break
+        if busy is not None:
+            busy(pause)
+        time.sleep(pause)
     raise PerformanceInconclusive(
-        f"{name}: the reference's own timings varied by more than {stats.MAX_DISPERSION:.0%}; "
+        f"{name}: the reference's own timings varied by more than {stats.MAX_DISPERSION:.0%} in "
+        f"{len(BUSY_PAUSES) + 1} measurements over {sum(BUSY_PAUSES):g} s; "
         "the machine is too busy to judge speed"
     )
 
@@ -247,7 +253,7 @@ def memory_ratio(
         call = make_call(rng)
         outputs = {}
         for label, client in clients.items():
-            client.request({"op": "settle"}, timeout=client.limits.wall_seconds, what="settling memory")
+            client.request({"op": "settle"}, timeout=client.limits.cpu_seconds, what="settling memory")
             source = client.process.reset_memory_peak()
             sources.add(source)
             outputs[label] = block(client, [call], what="a measured call").outputs[0]
@@ -286,7 +292,7 @@ def probe(client: RunnerClient, call: Call) -> tuple[Any, dict[str, Any]]:
     reply = client.request(
         {"op": "probe", "obj": target.ident if target is not None else 0, "attr": attr},
         {"args": args, "kwargs": kwargs},
-        timeout=client.limits.wall_seconds,
+        timeout=client.limits.cpu_seconds,
         what=f"probing {call.name}",
     )
     found = reply.stats if isinstance(reply.stats, dict) else {}

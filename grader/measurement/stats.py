@@ -11,10 +11,10 @@ verdict uses the median log ratio with a bootstrap confidence interval:
 A clear-cut rule ends early when every one of the first 5 pairs is more than twice over (or
 under half) the limit, or every one of the first 3 is more than ten times over (a very slow
 submission should not cost minutes of measurement). When the reference's own times are too
-dispersed (IQR / median above 0.25) the machine is too noisy to judge a result near the limit: the
-result is inconclusive,
-never a failure. Far from the limit (a median more than twice over or under it) that noise
-cannot change the answer, and the decision stands.
+dispersed (IQR / median above 0.25) and the interval could not decide by the last checkpoint, the
+machine is too noisy to judge a result on its median alone: the result is inconclusive, never a
+failure, and is measured again after a pause. Far from the limit (a median more than twice over
+or under it) that noise cannot change the answer, and the decision stands.
 """
 
 from __future__ import annotations
@@ -110,8 +110,10 @@ def too_noisy(reference_times: Sequence[float], limit: float = MAX_DISPERSION) -
 
 
 def inconclusive(decision: Decision, limit: float, reference_times: Sequence[float]) -> bool:
-    """Whether a noisy reference makes this decision unreliable (see the module's docstring)."""
-    if decision.by == "clear-cut":
+    """Whether a noisy reference makes this decision unreliable (see the module's docstring).
+    A decision by the interval or a clear cut stands however noisy the machine: the interval is
+    computed from the paired ratios themselves, so it already carries their noise."""
+    if decision.by != "median":
         return False
     far = abs(decision.estimate.median - math.log(limit)) > math.log(CLEAR_CUT_FACTOR)
     return not far and too_noisy(reference_times)

@@ -12,9 +12,8 @@ import copy
 import re
 from typing import Any
 
-from grader.harness.feedback import describe_performance
 from grader.notebooks.extract import nbgrader_meta
-from grader.verdict import Outcome, TestResult, Verdict
+from grader.verdict import Outcome, TestResult, Verdict, describe_performance
 
 MARK = {
     Outcome.PASSED: "✅ passed",

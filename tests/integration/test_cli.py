@@ -147,3 +147,40 @@ def test_one_broken_exercise_does_not_stop_work_on_another(tmp_path: Path) -> No
 def test_an_unknown_device_is_bad_usage() -> None:
     done = grader("grade", "guarded-sum", solution(), "--device", "gpu0")
     assert done.returncode == 2 and "unknown device 'gpu0'" in done.stderr
+
+
+def test_validation_reports_that_hold_are_kept_and_failures_are_not(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = grader("exercise", "validate", "guarded-sum", "--cache", str(cache))
+    assert first.returncode == 0 and "(kept report)" not in first.stdout, first.stdout
+    again = grader("exercise", "validate", "guarded-sum", "--cache", str(cache))
+    assert again.returncode == 0 and again.stdout.count("(kept report)") == first.stdout.count("ok  ")
+    more_seeds = grader("exercise", "validate", "guarded-sum", "--cache", str(cache), "--seeds", "2")
+    assert "(kept report)" not in more_seeds.stdout  # a report on fewer seeds does not cover more
+    assert "reference (seed 1)" in more_seeds.stdout
+    root = tmp_path / "catalog"
+    shutil.copytree(FIXTURES, root)
+    lying = root / "solutions" / "guarded-sum" / "wrong" / "lying.py"
+    lying.write_text("# expect: failed\n# why: claims to be wrong\n" + Path(solution()).read_text())
+    kept = sorted(cache.iterdir())
+    done = grader("exercise", "validate", "guarded-sum", "--cache", str(cache), catalog=root)
+    assert done.returncode == 1 and "(kept report)" not in done.stdout  # a new version: validated afresh
+    assert sorted(cache.iterdir()) == kept  # and a report that does not hold is never kept
+
+
+def test_validate_all_runs_exercises_side_by_side(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    shutil.copytree(FIXTURES, root)
+    for slow in ("loop.py", "materialize.py"):  # the slowest variants; the others are enough here
+        (root / "solutions" / "toy-sum" / "wrong" / slow).unlink()
+    done = grader("exercise", "validate", "--all", "--jobs", "2", catalog=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 at a time" in done.stderr and "all 2 exercise(s) valid" in done.stdout
+    for subject in ("guarded-sum: reference", "toy-sum: reference", "toy-sum: wrong/columns"):
+        assert f"ok   {subject}" in done.stdout
+    (root / "solutions" / "toy-sum" / "wrong" / "columns.py").write_text(
+        "# expect: failed\n# why: claims to be wrong\n"
+        + (root / "solutions" / "toy-sum" / "solution.py").read_text()
+    )
+    done = grader("exercise", "validate", "--all", "--jobs", "2", catalog=root)
+    assert done.returncode == 1 and "FAIL toy-sum: wrong/columns expected failed, got passed" in done.stdout

@@ -51,7 +51,7 @@ def test_gradings_take_warm_runners_and_the_pool_refills(
 
 
 def test_a_runner_leaves_the_pool_once_and_is_destroyed_after_use(pool: WarmPool) -> None:
-    limits = Limits(wall_seconds=30)
+    limits = Limits(cpu_seconds=30, wall_seconds=30)
     pool.start(limits, device="cpu", preload=("torch",), label="submission").close()  # learn the key
     assert pool.wait_ready(1, timeout=60)
     client = pool.start(limits, device="cpu", preload=("torch",), label="reference")
@@ -62,7 +62,7 @@ def test_a_runner_leaves_the_pool_once_and_is_destroyed_after_use(pool: WarmPool
 
 
 def test_a_runner_that_died_waiting_is_never_handed_out(pool: WarmPool) -> None:
-    limits = Limits(wall_seconds=30)
+    limits = Limits(cpu_seconds=30, wall_seconds=30)
     pool.start(limits, device="cpu", preload=(), label="submission").close()
     assert pool.wait_ready(1, timeout=60)
     [waiting] = [client for ready in pool._ready.values() for client in ready]

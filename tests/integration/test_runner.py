@@ -143,7 +143,7 @@ def noisy():
 
 @pytest.fixture
 def module(any_backend: Sandbox, start_module: StartModule) -> RemoteModule:
-    limits = Limits(call_seconds=3, wall_seconds=60, memory_mb=512, output_kb=64)
+    limits = Limits(call_seconds=3, cpu_seconds=60, wall_seconds=60, memory_mb=512, output_kb=64)
     return start_module(any_backend, SOURCE, limits=limits, preload=("torch",))
 
 
@@ -197,7 +197,7 @@ def test_unsendable_results_become_handles_or_errors(module: RemoteModule) -> No
 @pytest.mark.parametrize(
     ("name", "status", "words"),
     [
-        ("spin", Status.TIMEOUT, "no answer within 3 s"),
+        ("spin", Status.TIMEOUT, "more than 3 s of CPU time"),
         ("sleep", Status.TIMEOUT, "no answer within 3 s"),
         ("ask", Status.TIMEOUT, "no answer within 3 s"),
         ("hog", Status.MEMORY_LIMIT, "memory"),

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from grader.harness.feedback import Feedback, TooSlow, describe_performance, explain
+from grader.harness.feedback import Feedback, TooSlow, explain
 from grader.harness.location import Locator
 from grader.remote import Death, MissingName, RunnerDied, remote_error
 from grader.testing import GradingFailure
-from grader.verdict import Outcome, PerfResult, Status
+from grader.verdict import Outcome, PerfResult, Status, describe_performance
 
 SOURCE = "def f(x):\n    y = x * 2\n    raise ValueError(f'bad {x}')\n"
 

@@ -42,6 +42,7 @@ class FakeRunner:
     nested = False
     backend = "fake"
     measured_by = "procfs"
+    cgroup = None
 
     def __init__(self, reply: bytes) -> None:
         self.stdin, self._stdin_read = _pipe()
@@ -75,6 +76,9 @@ class FakeRunner:
 
     def cpu_ns(self) -> int:
         return 0
+
+    def waiting(self) -> bool:
+        return False
 
     def memory_bytes(self, source: str) -> int:
         return 0
@@ -217,7 +221,7 @@ STEPS: dict[str, Callable[[RunnerClient], Any]] = {
     "backward": lambda c: c.request({"op": "backward", "obj": 0, "attr": "f"}),
     "timed": lambda c: c.timed_request({"op": "block", "calls": []}),
 }
-LIMITS = Limits.from_mapping({"call_seconds": 5, "wall_seconds": 30, "message_mb": 64})
+LIMITS = Limits.from_mapping({"call_seconds": 5, "cpu_seconds": 30, "wall_seconds": 30, "message_mb": 64})
 
 
 @pytest.fixture(scope="module")
