@@ -21,6 +21,7 @@ check); `--catalog .` picks one of the curriculum.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -28,7 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +40,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.catalog import load_catalog  # noqa: E402
+from grader.catalog import Exercise, load_catalog  # noqa: E402
 from grader.jobs import queue as jobqueue  # noqa: E402
 from grader.jobs import submissions  # noqa: E402
 from grader.store import make_engine, sessions, upgrade  # noqa: E402
@@ -45,9 +49,36 @@ from tests.services import RedisServer  # noqa: E402
 GRADER = str(Path(sys.executable).with_name("grader"))
 
 
-def run_config(
-    *, sandbox: str, mode: str, workers: int, count: int, exercises: Path, solutions: Path, slug: str
-) -> dict[str, float]:
+@dataclass
+class Stack:
+    """W `grader worker` processes on a fresh SQLite database and a private Redis."""
+
+    factory: Any
+    redis: Any
+    directory: Path
+
+    def submit(self, exercise: Exercise, source: bytes) -> int:
+        row = submissions.create(self.factory, exercise, source, f"{exercise.spec.entrypoint}.py")
+        assert row.job_id is not None
+        jobqueue.enqueue(self.redis, row.queue, row.id, row.attempt, row.job_id)
+        return row.id
+
+    def wait(self, ids: list[int], timeout: float = 60 * 20) -> list[Any]:
+        """The rows of `ids` once every one has its final state."""
+        started = time.monotonic()
+        while True:
+            rows = [submissions.get(self.factory, i) for i in ids]
+            if all(r is not None and r.state in ("done", "system_error") for r in rows):
+                return rows
+            if time.monotonic() - started > timeout:
+                raise SystemExit("timed out: see the worker logs in " + str(self.directory))
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def grading_stack(
+    *, sandbox: str, mode: str, workers: int, exercises: Path, solutions: Path
+) -> Iterator[Stack]:
     directory = Path(tempfile.mkdtemp(prefix="grader-bench-"))
     redis_server = RedisServer()  # private, on a unix socket, no persistence
     redis_server.start()
@@ -65,10 +96,6 @@ def run_config(
     }
     engine = make_engine(database)
     upgrade(engine)
-    factory = sessions(engine)
-    exercise = load_catalog(exercises, solutions).get(slug)
-    source = exercise.solution.read_bytes()
-    redis = jobqueue.connect(redis_url)
     procs = []
     try:
         for i in range(workers):
@@ -77,35 +104,7 @@ def run_config(
             procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=log))
             log.close()
         time.sleep(5 if mode == "cold" else 8)  # imports done, pool filled
-        started = time.monotonic()
-        ids = []
-        for _ in range(count):
-            row = submissions.create(factory, exercise, source, f"{exercise.spec.entrypoint}.py")
-            assert row.job_id is not None
-            jobqueue.enqueue(redis, row.queue, row.id, row.attempt, row.job_id)
-            ids.append(row.id)
-        while True:
-            rows = [submissions.get(factory, i) for i in ids]
-            if all(r is not None and r.state in ("done", "system_error") for r in rows):
-                break
-            if time.monotonic() - started > 60 * 20:
-                raise SystemExit("timed out: see the worker logs in " + str(directory))
-            time.sleep(0.05)
-        wall = time.monotonic() - started
-        overheads, statuses = [], []
-        for r in rows:
-            assert r is not None
-            statuses.append(r.status)
-            if r.verdict:
-                t = r.verdict["timings"]
-                overheads.append(t["total_s"] - t["tests_s"] - t["performance_s"])
-        overheads.sort()
-        return {
-            "throughput": count / wall * 60,
-            "overhead_median": statistics.median(overheads) if overheads else float("nan"),
-            "overhead_p90": overheads[int(0.9 * (len(overheads) - 1))] if overheads else float("nan"),
-            "passed": sum(s == "passed" for s in statuses),
-        }
+        yield Stack(sessions(engine), jobqueue.connect(redis_url), directory)
     finally:
         for process in procs:
             process.terminate()
@@ -117,6 +116,33 @@ def run_config(
         redis_server.close()
         engine.dispose()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_config(
+    *, sandbox: str, mode: str, workers: int, count: int, exercises: Path, solutions: Path, slug: str
+) -> dict[str, float]:
+    exercise = load_catalog(exercises, solutions).get(slug)
+    source = exercise.solution.read_bytes()
+    with grading_stack(
+        sandbox=sandbox, mode=mode, workers=workers, exercises=exercises, solutions=solutions
+    ) as stack:
+        started = time.monotonic()
+        ids = [stack.submit(exercise, source) for _ in range(count)]
+        rows = stack.wait(ids)
+        wall = time.monotonic() - started
+    overheads, statuses = [], []
+    for r in rows:
+        statuses.append(r.status)
+        if r.verdict:
+            t = r.verdict["timings"]
+            overheads.append(t["total_s"] - t["tests_s"] - t["performance_s"])
+    overheads.sort()
+    return {
+        "throughput": count / wall * 60,
+        "overhead_median": statistics.median(overheads) if overheads else float("nan"),
+        "overhead_p90": overheads[int(0.9 * (len(overheads) - 1))] if overheads else float("nan"),
+        "passed": sum(s == "passed" for s in statuses),
+    }
 
 
 def main() -> None:
