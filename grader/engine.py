@@ -17,7 +17,7 @@ import traceback
 
 from grader import __version__
 from grader.catalog import Exercise
-from grader.events import Event, EventSink, ignore
+from grader.events import Event, EventKind, EventSink, ignore
 from grader.harness.plugin import GradingPlugin, run_pytest
 from grader.harness.session import GradingSession
 from grader.notebooks.reader import is_notebook
@@ -108,7 +108,7 @@ def grade(
         session.close()
     verdict.timings.total_s = time.perf_counter() - started
     verdict.notebook = notebook
-    events(Event("done", verdict.status.label))
+    events(Event(EventKind.DONE, verdict.status.label))
     return verdict
 
 

@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from grader.verdict import Metric
 from sandbox.policy import Limits
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-METRICS = ("time", "memory", "allocation", "flops", "ops")
 
 
 class PerformanceSpec(BaseModel):
@@ -20,7 +20,7 @@ class PerformanceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    metric: Literal["time", "memory", "allocation", "flops", "ops"]
+    metric: Metric
     threshold: float = Field(ge=0, description="largest allowed ratio submission / reference (or exponent)")
     tolerance: float = Field(default=0.1, ge=0, le=1)
     min_pairs: int = Field(default=21, ge=5, le=1001)

@@ -93,17 +93,40 @@ class TestResult(BaseModel):
         return self.outcome is Outcome.PASSED
 
 
+class Metric(StrEnum):
+    """What a performance threshold compares."""
+
+    TIME = "time"  # CPU time, from outside the sandbox
+    MEMORY = "memory"  # peak memory of one call's exchange, from outside
+    ALLOCATION = "allocation"  # the largest single allocation (runner-reported)
+    FLOPS = "flops"  # floating-point operations (runner-reported)
+    OPS = "ops"  # tensor operations dispatched (runner-reported)
+
+
+class PerfKind(StrEnum):
+    RATIO = "ratio"  # submission / reference
+    EXPONENT = "exponent"  # b of figure ~ n^b, fitted over sizes
+
+
+class DecidedBy(StrEnum):
+    CI = "ci"  # the bootstrap interval lies on one side of the limit
+    MEDIAN = "median"  # the last checkpoint, on the median alone
+    CLEAR_CUT = "clear-cut"  # every one of the first pairs far over (or under) the limit
+    SINGLE = "single"  # one exact figure (a count)
+    FIT = "fit"  # a growth exponent's least-squares fit
+
+
 class PerfResult(BaseModel):
     """One performance measurement: the submission against the reference, as a ratio."""
 
     name: str
-    metric: str  # "time" | "memory" | "allocation" | "flops" | "ops"
-    kind: str = "ratio"  # "ratio": submission / reference; "exponent": growth of the submission's figure
+    metric: Metric
+    kind: PerfKind = PerfKind.RATIO
     ratio: float  # submission / reference (median for time); for kind "exponent", the exponent
     threshold: float
     tolerance: float
     passed: bool
-    decided_by: str  # "ci" | "median" | "clear-cut" | "single"
+    decided_by: DecidedBy
     ci_low: float | None = None
     ci_high: float | None = None
     submission_value: float = 0.0  # median absolute figure (seconds, bytes, flops)

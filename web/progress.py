@@ -20,6 +20,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from grader.events import Event, EventKind, SubmissionState
 from grader.jobs import queue as jobqueue
 from grader.store import Submission
 from web.services import Web, snapshot
@@ -54,7 +55,7 @@ async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterato
             return
         state = await asyncio.to_thread(snapshot, web, row)
         yield _event("state", state)
-        if row.state in ("done", "system_error"):
+        if SubmissionState.is_final(row.state):
             yield _event("done", {"submission": submission_id, "status": row.status or row.state})
             return
         started = last_poll = last_sent = time.monotonic()
@@ -70,24 +71,20 @@ async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterato
             else:
                 await asyncio.sleep(1.0)
             if message is not None and message.get("type") == "message":
-                try:
-                    event = json.loads(message["data"])
-                except (ValueError, TypeError):
-                    event = None
-                if isinstance(event, dict):
-                    kind = str(event.get("kind", "progress"))
-                    if kind == "done":
-                        final = await asyncio.to_thread(_load, web, submission_id)
-                        status = (final.status or final.state) if final else event.get("status")
-                        yield _event("done", {"submission": submission_id, "status": status})
-                        return
-                    yield _event("progress", event)
+                event = Event.from_json(message["data"])
+                if event is not None and event.kind is EventKind.DONE:
+                    final = await asyncio.to_thread(_load, web, submission_id)
+                    status = (final.status or final.state) if final else event.status
+                    yield _event("done", {"submission": submission_id, "status": status})
+                    return
+                if event is not None:
+                    yield _event("progress", event.to_dict(submission=submission_id))
                     last_sent = time.monotonic()
             now = time.monotonic()
             if now - last_poll >= POLL_S:
                 last_poll = now
                 row = await asyncio.to_thread(_load, web, submission_id)
-                if row is not None and row.state in ("done", "system_error"):
+                if row is not None and SubmissionState.is_final(row.state):
                     yield _event("done", {"submission": submission_id, "status": row.status or row.state})
                     return
                 if row is not None and row.state == "queued":

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from grader.cli import render
 from grader.cli.app import CliError, app, err, handled, out, read_submission
-from grader.cli.queue import _describe
+from grader.events import Event, SubmissionState
 from grader.notebooks.reader import NOTEBOOK_MAX_BYTES, is_notebook
 
 MAX_SOURCE = 4 * 1024 * 1024  # a Python file's cap here; the server applies the exercise's own
@@ -36,7 +36,6 @@ HTTP_TIMEOUT_S = 30.0
 STREAM_READ_S = 20.0  # the server sends a keepalive every 15 s
 POLL_S = 1.0
 MAX_RESPONSE = 64 * 1024 * 1024
-FINAL_STATES = ("done", "system_error")
 # Refusals the user can act on (exit 2); any other error status is the server's (exit 1).
 USER_ERRORS = {400, 401, 403, 404, 413, 422}
 
@@ -223,7 +222,7 @@ def _poll(api: Api, submission_id: int, timeout: float | None, deadline: float |
         row = api.call(path)
         if not isinstance(row, dict):
             raise CliError(f"the server at {api.base} answered {path} with no submission", 1)
-        if row.get("state") in FINAL_STATES:
+        if SubmissionState.is_final(row.get("state")):
             return row
         if deadline is not None and time.monotonic() > deadline:
             raise CliError(f"submission {submission_id} is still {row.get('state')} after {timeout:g} s", 1)
@@ -258,7 +257,8 @@ def _describe_event(kind: str, data: dict[str, Any]) -> str:
         if data.get("state") == "queued" and data.get("position") is not None:
             return f"queued, {data['position']} ahead"
         return str(data.get("state") or "")
-    return _describe(data)
+    event = Event.from_dict(data)
+    return event.describe() if event is not None else ""
 
 
 def _show(row: dict[str, Any], page: str, as_json: bool) -> None:

@@ -16,6 +16,7 @@ import typer
 
 from grader.cli import render
 from grader.cli.app import CliError, State, app, err, handled, out, read_submission
+from grader.events import Event, SubmissionState
 from grader.jobs import QUEUES
 
 if TYPE_CHECKING:  # the database and Redis clients are imported by the commands that use them
@@ -146,7 +147,7 @@ def _wait(state: State, factory: Any, submission_id: int, timeout: float | None,
         while True:
             row = submissions.get(factory, submission_id)
             assert row is not None
-            if row.state in ("done", "system_error"):
+            if SubmissionState.is_final(row.state):
                 return row
             if deadline is not None and time.monotonic() > deadline:
                 raise CliError(f"submission {submission_id} is still {row.state} after {timeout:g} s", 1)
@@ -156,27 +157,14 @@ def _wait(state: State, factory: Any, submission_id: int, timeout: float | None,
                 message = None
                 time.sleep(0.5)
             if show and message is not None and err.is_terminal:
-                event = json.loads(message["data"])
-                text = _describe(event)
+                event = Event.from_json(message["data"])
+                text = event.describe() if event is not None else ""
                 if text and text != last:
                     err.print(f"[dim]{text}[/dim]")
                     last = text
     finally:
         with contextlib.suppress(RedisError):
             pubsub.close()
-
-
-def _describe(event: dict[str, Any]) -> str:
-    kind = event.get("kind")
-    if kind == "queued":
-        return f"queued, {event.get('position', 0)} ahead"
-    if kind == "running":
-        return f"grading (attempt {event.get('attempt')})"
-    if kind == "test":
-        return f"test {event.get('current')} of {event.get('total')}"
-    if kind in ("stage", "performance"):
-        return str(event.get("message", ""))
-    return ""
 
 
 def _show(state: State, row: Submission, as_json: bool) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from grader.events import Event
+from grader.events import Event, EventKind
 from grader.harness.feedback import TooSlow
 from grader.harness.session import GradingSession
 from grader.measurement import protocol
@@ -43,14 +43,14 @@ class Perf:
         spec = self._spec(name, scaling=False)
         student, reference = self._runners()
         checker = check or _default_check(spec)
-        self.session.events(Event("performance", f"measuring {name}"))
+        self.session.events(Event(EventKind.PERFORMANCE, f"measuring {name}"))
 
         def progress(done: int, total: int) -> None:
-            self.session.events(Event("performance", f"{name}: pair {done}", done, total))
+            self.session.events(Event(EventKind.PERFORMANCE, f"{name}: pair {done}", done, total))
 
         def busy(pause: float) -> None:
             message = f"{name}: the machine is busy; measuring again in {pause:g} s"
-            self.session.events(Event("performance", message))
+            self.session.events(Event(EventKind.PERFORMANCE, message))
 
         if spec.metric == "time":
             result = protocol.time_ratio(name, student, reference, make_call, spec, checker, progress, busy)
@@ -72,7 +72,7 @@ class Perf:
         makes the call for size n. Raises TooSlow when the growth exponent is over the limit."""
         spec = self._spec(name, scaling=True)
         student, reference = self._runners()
-        self.session.events(Event("performance", f"measuring how {name} grows"))
+        self.session.events(Event(EventKind.PERFORMANCE, f"measuring how {name} grows"))
         result = protocol.scaling(name, student, reference, make_call, spec, check or _default_check(spec))
         return self._record(result, hint)
 

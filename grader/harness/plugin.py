@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from grader.events import Event
+from grader.events import Event, EventKind
 from grader.harness import fixtures
 from grader.harness.feedback import Feedback, explain
 from grader.harness.perf import ExerciseMisconfigured
@@ -68,10 +68,10 @@ class GradingPlugin:
         index = next((i for i, known in enumerate(self.items) if known is item), 0)
         student = self.session.student
         if self._public(item):
-            self.session.events(Event("test", f"running {item.name}", index + 1, len(self.items)))
+            self.session.events(Event(EventKind.TEST, f"running {item.name}", index + 1, len(self.items)))
         elif student is not None and not student.hidden:
             # one event for all hidden tests: when each began would time them one by one
-            self.session.events(Event("stage", "running the hidden tests"))
+            self.session.events(Event(EventKind.STAGE, "running the hidden tests"))
             student.enter_hidden()
         if item.get_closest_marker("performance") is not None:
             if not self.session.measure:

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from grader.catalog import Exercise
-from grader.events import Event, EventSink, ignore
+from grader.events import Event, EventKind, EventSink, ignore
 from grader.harness.feedback import SubmissionImportError
 from grader.harness.location import Locator
 from grader.remote import Output, RemoteError, RemoteModule, RunnerClient, RunnerDied
@@ -68,7 +68,7 @@ class GradingSession:
         """Start the submission's sandbox and import its module. Sandbox failures propagate
         (they are ours); the submission's own failures are recorded for the tests to report."""
         spec = self.exercise.spec
-        self.events(Event("stage", "starting the sandbox"))
+        self.events(Event(EventKind.STAGE, "starting the sandbox"))
         started = time.perf_counter()
         if self.pool is not None:  # started ahead, runtime imported, nothing else run in it
             self.student = self.pool.start(
@@ -80,7 +80,7 @@ class GradingSession:
             if self.pool is None:
                 self.student.handshake()
             self.timings.sandbox_start_s = time.perf_counter() - started
-            self.events(Event("stage", "loading the runtime"))
+            self.events(Event(EventKind.STAGE, "loading the runtime"))
             mark = time.perf_counter()
             self.runtime = self.student.init(
                 preload=list(spec.preload),
@@ -97,7 +97,7 @@ class GradingSession:
             raise SandboxError(
                 f"the sandbox did not start: {exc}; {self.student.output.text()[-500:]}"
             ) from exc
-        self.events(Event("stage", "importing your module"))
+        self.events(Event(EventKind.STAGE, "importing your module"))
         mark = time.perf_counter()
         try:
             names = self.student.load(spec.entrypoint, self.source)

@@ -6,9 +6,6 @@ the database, so losing Redis loses no work (the reconciler enqueues again from 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
@@ -16,6 +13,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from grader.events import Event, EventKind
 from grader.jobs import QUEUES
 
 JOB_FUNCTION = "grader.jobs.worker.grade_job"
@@ -57,7 +55,7 @@ def enqueue(redis: Redis, name: str, submission_id: int, attempt: int, job_id: s
         description=f"submission {submission_id}, attempt {attempt}",
     )
     position = max(0, len(q) - 1)
-    publish(redis, submission_id, {"kind": "queued", "position": position, "attempt": attempt})
+    publish(redis, submission_id, Event(EventKind.QUEUED, position=position, attempt=attempt))
     return position
 
 
@@ -80,10 +78,10 @@ def channel(submission_id: int) -> str:
     return f"{PROGRESS_PREFIX}{submission_id}"
 
 
-def publish(redis: Redis, submission_id: int, event: dict[str, Any]) -> None:
+def publish(redis: Redis, submission_id: int, event: Event) -> None:
     """Best effort: progress is a courtesy, the database has the truth."""
     try:
-        redis.publish(channel(submission_id), json.dumps({"submission": submission_id, **event}))
+        redis.publish(channel(submission_id), event.to_json(submission=submission_id))
     except RedisError:
         pass
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import socket
@@ -30,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.catalog import Catalog, CatalogError, load_catalog
-from grader.events import Event
+from grader.events import Event, EventKind
 from grader.jobs import packages, submissions
 from grader.jobs import queue as jobqueue
 from grader.library import Library, load_package
@@ -112,14 +111,14 @@ def validate_job(package_id: int, job_id: str) -> str:
         path, slug, version = row.path, row.slug, row.version
     key = packages.channel_key(package_id)
 
-    def publish(event: dict[str, object]) -> None:
+    def publish(event: Event) -> None:
         with contextlib.suppress(RedisError):
-            ctx.redis.publish(jobqueue.PROGRESS_PREFIX + key, json.dumps(event))
+            ctx.redis.publish(jobqueue.PROGRESS_PREFIX + key, event.to_json(package=package_id))
 
     def on_check(check: Check) -> None:
-        publish({"kind": "check", "subject": check.subject, "ok": check.ok, "got": check.got})
+        publish(Event(EventKind.CHECK, subject=check.subject, ok=check.ok, got=check.got))
 
-    publish({"kind": "running"})
+    publish(Event(EventKind.RUNNING))
     try:
         assert ctx.library is not None
         exercise = (
@@ -133,7 +132,7 @@ def validate_job(package_id: int, job_id: str) -> str:
         packages.finish(
             ctx.factory, package_id, PackageState.ERROR, {"checks": []}, f"{type(exc).__name__}: {exc}"
         )
-        publish({"kind": "done", "state": "error"})
+        publish(Event(EventKind.DONE, status="error"))
         return "error"
     ok = all(c.ok for c in checks)
     report = {"checks": [dataclasses.asdict(c) for c in checks]}
@@ -141,7 +140,7 @@ def validate_job(package_id: int, job_id: str) -> str:
     message = "all checks hold" if ok else "failed: " + ", ".join(failed)
     state = PackageState.VALID if ok else PackageState.INVALID
     packages.finish(ctx.factory, package_id, state, report, message)
-    publish({"kind": "done", "state": str(state)})
+    publish(Event(EventKind.DONE, status=str(state)))
     return str(state)
 
 
@@ -152,7 +151,7 @@ def grade_attempt(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
             "submission %s attempt %s: not ours to grade (duplicate or superseded)", submission_id, attempt
         )
         return "skipped"
-    jobqueue.publish(ctx.redis, submission_id, {"kind": "running", "attempt": attempt})
+    jobqueue.publish(ctx.redis, submission_id, Event(EventKind.RUNNING, attempt=attempt))
     lease = Lease(ctx, submission_id, attempt)
     lease.start()
     try:
@@ -180,13 +179,9 @@ def _grade(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
         )
 
     def progress(event: Event) -> None:
-        if event.kind == "done":  # announced once the verdict is in the database, not before
+        if event.kind is EventKind.DONE:  # announced once the verdict is in the database, not before
             return
-        jobqueue.publish(
-            ctx.redis,
-            submission_id,
-            {"kind": event.kind, "message": event.message, "current": event.current, "total": event.total},
-        )
+        jobqueue.publish(ctx.redis, submission_id, event)
 
     started = time.monotonic()
     public_only = row.kind == "public"
@@ -204,7 +199,7 @@ def _grade(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
     if verdict.status == "system_error":
         return _give_back(ctx, submission_id, attempt, verdict.message)
     if submissions.finish(ctx.factory, submission_id, attempt, ctx.name, verdict.model_dump(mode="json")):
-        jobqueue.publish(ctx.redis, submission_id, {"kind": "done", "status": str(verdict.status)})
+        jobqueue.publish(ctx.redis, submission_id, Event(EventKind.DONE, status=str(verdict.status)))
         log.info(
             "submission %s attempt %s: %s in %.1f s",
             submission_id,
@@ -239,7 +234,7 @@ def _give_back(
 def follow_up(ctx: WorkerContext, retry: submissions.Retry) -> None:
     """Enqueue the next attempt, or announce that the submission was given up."""
     if retry.gave_up or retry.job_id is None:
-        jobqueue.publish(ctx.redis, retry.submission_id, {"kind": "done", "status": "system_error"})
+        jobqueue.publish(ctx.redis, retry.submission_id, Event(EventKind.DONE, status="system_error"))
         return
     try:
         jobqueue.enqueue(ctx.redis, retry.queue, retry.submission_id, retry.attempt, retry.job_id)

@@ -29,7 +29,7 @@ from grader.measurement import stats
 from grader.remote import RemoteObject, RunnerClient
 from grader.spec import PerformanceSpec
 from grader.testing.calls import Call, Setup
-from grader.verdict import PerfResult
+from grader.verdict import DecidedBy, PerfKind, PerfResult
 
 MakeCall = Callable[[np.random.Generator], Call]
 SizedCall = Callable[[np.random.Generator, int], Call]
@@ -119,6 +119,24 @@ def _pair(
     return {label: max(measured.cpu_ns - overhead, 1) for label, measured in blocks.items()}
 
 
+def judged(
+    name: str, spec: PerformanceSpec, ratio: float, *, passed: bool | None = None, **figures: Any
+) -> PerfResult:
+    """The one place a PerfResult is made: `ratio` (an exponent when `spec` has sizes) judged
+    against the spec's limit, unless a decision (`passed`) was reached otherwise; `figures` are
+    the rest of PerfResult's fields."""
+    return PerfResult(
+        name=name,
+        metric=spec.metric,
+        kind=PerfKind.EXPONENT if spec.scaling else PerfKind.RATIO,
+        ratio=ratio,
+        threshold=spec.threshold,
+        tolerance=spec.tolerance,
+        passed=ratio <= spec.limit if passed is None else passed,
+        **figures,
+    )
+
+
 def time_ratio(
     name: str,
     student: RunnerClient,
@@ -183,14 +201,12 @@ def _time_ratio_once(
         return None
     sub, ref = sides["submission"], sides["reference"]
     walls = [math.log(s / r) for s, r in zip(sub.wall_ns, ref.wall_ns, strict=True)]
-    return PerfResult(
-        name=name,
-        metric="time",
-        ratio=decision.estimate.ratio,
-        threshold=spec.threshold,
-        tolerance=spec.tolerance,
+    return judged(
+        name,
+        spec,
+        decision.estimate.ratio,
         passed=decision.state == "pass",
-        decided_by=decision.by,
+        decided_by=DecidedBy(decision.by),
         ci_low=decision.estimate.ratio_low,
         ci_high=decision.estimate.ratio_high,
         submission_value=float(np.median(sub.cpu_ns)) / size / 1e9,
@@ -262,14 +278,11 @@ def memory_ratio(
         check(outputs["submission"], outputs["reference"])
     sub, ref = float(np.median(peaks["submission"])), float(np.median(peaks["reference"]))
     ratio = sub / max(ref, 1024 * 1024)  # below a MiB the reference's figure is allocator noise
-    return PerfResult(
-        name=name,
-        metric="memory",
-        ratio=ratio,
-        threshold=spec.threshold,
-        tolerance=spec.tolerance,
-        passed=ratio <= spec.limit,
-        decided_by="median",
+    return judged(
+        name,
+        spec,
+        ratio,
+        decided_by=DecidedBy.MEDIAN,
         submission_value=sub,
         reference_value=ref,
         unit="bytes",
@@ -315,14 +328,11 @@ def probe_ratio(
     check(out_student, out_reference)
     sub, ref = _number(found.get(key)), _number(expected.get(key))
     ratio = sub / max(ref, 1.0)
-    return PerfResult(
-        name=name,
-        metric=spec.metric,
-        ratio=ratio,
-        threshold=spec.threshold,
-        tolerance=spec.tolerance,
-        passed=ratio <= spec.limit,
-        decided_by="single",
+    return judged(
+        name,
+        spec,
+        ratio,
+        decided_by=DecidedBy.SINGLE,
         submission_value=sub,
         reference_value=ref,
         unit=unit,
@@ -366,15 +376,11 @@ def scaling(
     exponent = growth_exponent(spec.sizes, figures["submission"])
     reference_exponent = growth_exponent(spec.sizes, figures["reference"])
     probed = spec.metric in PROBE_FIGURES
-    return PerfResult(
-        name=name,
-        metric=spec.metric,
-        kind="exponent",
-        ratio=exponent,
-        threshold=spec.threshold,
-        tolerance=spec.tolerance,
-        passed=exponent <= spec.limit,
-        decided_by="fit",
+    return judged(
+        name,
+        spec,
+        exponent,
+        decided_by=DecidedBy.FIT,
         submission_value=exponent,
         reference_value=reference_exponent,
         unit="exponent",

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from grader.events import SubmissionState
+
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -22,17 +24,6 @@ def utcnow() -> datetime.datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON}
-
-
-class SubmissionState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    SYSTEM_ERROR = "system_error"
-
-    @property
-    def final(self) -> bool:
-        return self in (SubmissionState.DONE, SubmissionState.SYSTEM_ERROR)
 
 
 class Role(enum.StrEnum):
