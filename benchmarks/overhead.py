@@ -76,7 +76,7 @@ def bare_start(backend: Sandbox, preload: list[str]) -> None:
     client = RunnerClient(backend.start(limits), limits)
     try:
         client.handshake()
-        client.init(preload=preload, device="cpu", forbidden=[])
+        client.init(preload=preload, device="cpu")
     finally:
         client.close()
 
@@ -86,7 +86,7 @@ def round_trips(backend: Sandbox, calls: int) -> list[float]:
     client = RunnerClient(backend.start(limits), limits)
     try:
         client.handshake()
-        client.init(preload=[], device="cpu", forbidden=[])
+        client.init(preload=[], device="cpu")
         module = RemoteModule(client, "m", client.load("m", "def f(x):\n    return x\n"))
         return timed(lambda: module.f(1), calls)
     finally:

@@ -20,7 +20,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from grader.remote import RemoteError, RunnerClient, RunnerDied
+from grader.remote import RunnerClient
+from grader.runners import start_runner
 from sandbox import Limits, Sandbox, SandboxError
 
 log = logging.getLogger("grader.pool")
@@ -109,18 +110,7 @@ class WarmPool:
     # ------------------------------------------------------------------ the background side
 
     def _warm_up(self, key: PoolKey) -> RunnerClient:
-        client = RunnerClient(self.backend.start(key.limits, device=key.device), key.limits)
-        try:
-            client.handshake()
-            client.init(preload=list(key.preload), device=key.device, forbidden=[])
-            client.drain_output()
-        except (RunnerDied, RemoteError) as exc:
-            client.close()
-            raise SandboxError(f"a runner did not start: {exc}") from exc
-        except BaseException:
-            client.close()
-            raise
-        return client
+        return start_runner(self.backend, key.limits, device=key.device, preload=key.preload)
 
     def _missing(self) -> PoolKey | None:
         for key in reversed(self._wanted):  # the most recently asked first

@@ -275,6 +275,7 @@ class RunnerClient:
         self.death: Death | None = None
         self.hidden = False  # a hidden test is running: what the runner controls stays out of words
         self.cpu_started: int | None = None  # read once the runner is found (see handshake)
+        self.runtime: dict[str, Any] = {}  # what `init` reported
         self.restart_clock()
         self.baseline_bytes: dict[str, int] = {"cgroup": 0, "procfs": 0}
         self.setups: dict[Any, RemoteObject] = {}  # per-side objects made for measured calls
@@ -300,24 +301,24 @@ class RunnerClient:
         self.cpu_started = self.process.cpu_ns()
         return header
 
-    def init(
-        self, *, preload: list[str], device: str, forbidden: list[str], forbidden_ops: list[str] | None = None
-    ) -> dict[str, Any]:
-        header = {
-            "op": "init",
-            "preload": preload,
-            "threads": 1,
-            "device": device,
-            "forbidden": forbidden,
-            "forbidden_ops": forbidden_ops or [],
-        }
+    def init(self, *, preload: list[str], device: str) -> dict[str, Any]:
+        """Load the runtime (`preload`, torch on `device`, one thread); what it reports (torch's
+        version, the device, the seconds it took) is kept as `runtime`."""
+        header = {"op": "init", "preload": preload, "threads": 1, "device": device}
         info = self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value
         if not isinstance(info, dict):
             self.broke_protocol("the runner broke the protocol while loading the runtime")
+        self.runtime = info
         # the runtime alone, before any submission code, as each memory source sees it
         self.baseline_bytes = {source: self.process.memory_bytes(source) for source in ("cgroup", "procfs")}
         self.restart_clock()  # the sandbox's time limits are the submission's: they start now
         return info
+
+    def guard(self, *, forbidden: list[str], forbidden_ops: list[str]) -> None:
+        """Block the exercise's forbidden calls and operators, before the submission is loaded."""
+        if forbidden or forbidden_ops:
+            header = {"op": "guard", "forbidden": forbidden, "forbidden_ops": forbidden_ops}
+            self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime")
 
     def load(self, module: str, source: str) -> list[str]:
         reply = self.request({"op": "load", "module": module, "source": source}, what="importing your module")

@@ -66,7 +66,7 @@ def start_module() -> Iterator[StartModule]:
         client = RunnerClient(backend.start(limits), limits)
         clients.append(client)
         client.handshake()
-        client.init(preload=list(preload), device="cpu", forbidden=[])
+        client.init(preload=list(preload), device="cpu")
         return RemoteModule(client, name, client.load(name, source))
 
     yield start

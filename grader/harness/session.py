@@ -17,7 +17,8 @@ from grader.catalog import Exercise
 from grader.events import Event, EventKind, EventSink, ignore
 from grader.harness.feedback import SubmissionImportError
 from grader.harness.location import Locator
-from grader.remote import Output, RemoteError, RemoteModule, RunnerClient, RunnerDied
+from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
+from grader.runners import ColdStart, Runners
 from grader.verdict import Outcome, PerfResult, Status, TestResult, Timings
 from sandbox import Sandbox, SandboxError
 
@@ -41,7 +42,7 @@ class GradingSession:
         pool: WarmPool | None = None,
     ) -> None:
         self.exercise = exercise
-        self.pool = pool
+        self.runners: Runners = pool if pool is not None else ColdStart(backend)
         self.source = source
         self.backend = backend
         self.seed = seed
@@ -70,33 +71,18 @@ class GradingSession:
         spec = self.exercise.spec
         self.events(Event(EventKind.STAGE, "starting the sandbox"))
         started = time.perf_counter()
-        if self.pool is not None:  # started ahead, runtime imported, nothing else run in it
-            self.student = self.pool.start(
-                self.limits, device=self.device, preload=tuple(spec.preload), label="submission"
-            )
-        else:
-            self.student = RunnerClient(self.backend.start(self.limits, device=self.device), self.limits)
+        self.student = self.runners.start(
+            self.limits, device=self.device, preload=tuple(spec.preload), label="submission"
+        )
+        waited = time.perf_counter() - started  # nothing at all for a runner from a warm pool
+        self.runtime = self.student.runtime
+        loaded = min(float(self.runtime.get("seconds", 0.0) or 0.0), waited)  # as the runner timed it
         try:
-            if self.pool is None:
-                self.student.handshake()
-            self.timings.sandbox_start_s = time.perf_counter() - started
-            self.events(Event(EventKind.STAGE, "loading the runtime"))
-            mark = time.perf_counter()
-            self.runtime = self.student.init(
-                preload=list(spec.preload),
-                device=self.device,
-                forbidden=list(spec.forbidden.calls),
-                forbidden_ops=list(spec.forbidden.ops),
-            )
-            self.timings.runtime_import_s = time.perf_counter() - mark
-            self.student.drain_output()  # whatever the runtime printed is not the submission's output
-            self.student.output = Output(limit=self.student.output.limit)
+            self.student.guard(forbidden=list(spec.forbidden.calls), forbidden_ops=list(spec.forbidden.ops))
         except (RunnerDied, RemoteError) as exc:
-            # nothing of the submission has run yet: a runner failing here is our failure
-            self.student.drain_output()
-            raise SandboxError(
-                f"the sandbox did not start: {exc}; {self.student.output.text()[-500:]}"
-            ) from exc
+            raise SandboxError(f"the sandbox did not start: {exc}") from exc  # nothing of the submission ran
+        self.timings.runtime_import_s = loaded
+        self.timings.sandbox_start_s = waited - loaded
         self.events(Event(EventKind.STAGE, "importing your module"))
         mark = time.perf_counter()
         try:
@@ -139,18 +125,10 @@ class GradingSession:
         """The reference in a second runner, in a sandbox identical to the submission's."""
         if self._reference_client is None:
             spec = self.exercise.spec
-            if self.pool is not None:
-                client = self.pool.start(
-                    self.limits, device=self.device, preload=tuple(spec.preload), label="reference"
-                )
-                self._reference_client = client
-            else:
-                client = RunnerClient(
-                    self.backend.start(self.limits, device=self.device), self.limits, label="reference"
-                )
-                self._reference_client = client
-                client.handshake()
-                client.init(preload=list(spec.preload), device=self.device, forbidden=[])
+            client = self.runners.start(
+                self.limits, device=self.device, preload=tuple(spec.preload), label="reference"
+            )
+            self._reference_client = client
             client.load(spec.entrypoint, self.exercise.solution.read_text(encoding="utf-8"))
         return self._reference_client
 

@@ -142,12 +142,16 @@ class Server:
             torch.set_num_threads(int(header.get("threads", 1)))
             self.device = _pick_device(torch, str(header.get("device", "cpu")))
             info = {"torch": torch.__version__, "device": self.device}
+        info["seconds"] = time.perf_counter() - started
+        return {"value": info}
+
+    def op_guard(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+        """Block the exercise's forbidden calls and operators (after init, before load)."""
         for dotted in header.get("forbidden", []):
             _forbid(str(dotted))
         if header.get("forbidden_ops"):
             self.blocked_ops = _block_operators([str(p) for p in header["forbidden_ops"]])
-        info["seconds"] = time.perf_counter() - started
-        return {"value": info}
+        return {"value": None}
 
     def op_load(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
         module, source = str(header["module"]), str(header["source"])
@@ -324,6 +328,7 @@ class Server:
 
 OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]] = {
     "init": Server.op_init,
+    "guard": Server.op_guard,
     "load": Server.op_load,
     "getattr": Server.op_getattr,
     "setattr": Server.op_setattr,

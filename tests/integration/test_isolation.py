@@ -260,7 +260,7 @@ def test_nothing_outlives_the_sandbox(isolated: Sandbox) -> None:
     client = RunnerClient(isolated.start(limits), limits)
     try:
         client.handshake()
-        client.init(preload=[], device="cpu", forbidden=[])
+        client.init(preload=[], device="cpu")
         module = RemoteModule(client, "probe", client.load("probe", PROBE))
         assert module.daemon() is True
         group = client.process.cgroup

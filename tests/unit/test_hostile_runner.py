@@ -212,7 +212,8 @@ replies = (
 
 STEPS: dict[str, Callable[[RunnerClient], Any]] = {
     "handshake": lambda c: c.handshake(),
-    "init": lambda c: c.init(preload=[], device="cpu", forbidden=[]),
+    "init": lambda c: c.init(preload=[], device="cpu"),
+    "guard": lambda c: c.guard(forbidden=["torch.nn.functional.softmax"], forbidden_ops=[]),
     "load": lambda c: c.load("attention", "x = 1\n"),
     "call": lambda c: c.request({"op": "call", "obj": 0, "attr": "f"}, {"args": [1], "kwargs": {}}),
     "keep": lambda c: c.keep("f", [], {}),
