@@ -169,27 +169,45 @@ def _is_perf(plugin: GradingPlugin, result: TestResult) -> bool:
     return any(item.name == result.name and item.get_closest_marker("performance") for item in plugin.items)
 
 
-def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, object]) -> Verdict:
-    results = session.results
+def judge(
+    death: tuple[Status, str] | None,
+    import_error: str | None,
+    implied: list[tuple[Status, str]],
+    outcomes: list[Outcome],
+) -> tuple[Status, str]:
+    """The status of a grading and the message that explains it, from what was observed: how
+    the runner died (its status and the words shown), the import's failure, statuses the
+    failures implied (a resource ran out), and the tests' outcomes. Pure: tested as a table."""
     statuses = [Status.PASSED]
     message = ""
+    if death is not None:
+        statuses.append(death[0])
+        message = death[1]
+    if import_error is not None:
+        statuses.append(Status.RUNTIME_ERROR)
+        message = f"your module failed to import: {import_error}"
+    for status, why in implied:
+        statuses.append(status)
+        message = message or why
+    if any(o in (Outcome.FAILED, Outcome.ERROR) for o in outcomes):
+        statuses.append(Status.FAILED)
+    if Outcome.TOO_SLOW in outcomes:
+        statuses.append(Status.TOO_SLOW)
+    return worst(statuses), message
+
+
+def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, object]) -> Verdict:
+    results = session.results
     student = session.student
     if student is not None:
         student.drain_output()  # the runner flushed before its last reply: all of it is in the pipe
-    if student is not None and student.death is not None:
-        statuses.append(student.death.status)
-        message = student.death.shown()
-    if session.import_error is not None:
-        statuses.append(Status.RUNTIME_ERROR)
-        message = f"your module failed to import: {session.import_error}"
-    for implied, why in session.implied:
-        statuses.append(implied)
-        message = message or why
-    if any(r.outcome in (Outcome.FAILED, Outcome.ERROR) for r in results):
-        statuses.append(Status.FAILED)
-    if any(r.outcome is Outcome.TOO_SLOW for r in results):
-        statuses.append(Status.TOO_SLOW)
-    status = worst(statuses)
+    death = student.death if student is not None else None
+    status, message = judge(
+        (death.status, death.shown()) if death is not None else None,
+        str(session.import_error) if session.import_error is not None else None,
+        session.implied,
+        [r.outcome for r in results],
+    )
     max_score = sum(r.weight for r in results)
     score = sum(r.weight for r in results if r.outcome is Outcome.PASSED)
     output = student.output if student is not None else None
