@@ -1,10 +1,11 @@
 """Keep cores busy, as other work on a shared grading host would: `python benchmarks/hog.py N`
-spins N processes until killed (N defaults to 1). Run a check beside it to see that its verdicts
-and tests do not depend on how busy the machine is."""
+spins N processes until it is stopped (SIGTERM or SIGINT stops them all; N defaults to 1). Run a
+check beside it to see that its verdicts and tests do not depend on how busy the machine is."""
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import signal
 import sys
 
 
@@ -16,11 +17,31 @@ def spin() -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    workers = [multiprocessing.Process(target=spin, daemon=True) for _ in range(n)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    children = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            spin()
+        children.append(pid)
+
+    def stop(signum: int, frame: object) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        signal.pause()
 
 
 if __name__ == "__main__":
