@@ -515,18 +515,21 @@ class RunnerClient:
             poller.register(fd, events)
         poller.register(self.process.stderr, select.POLLIN)
         parallel = self.limits.cpus if self.process.cgroup is not None else float(os.cpu_count() or 1)
+        low, high = CLOCK_CHECK_SECONDS
+        check_at = time.monotonic() + low  # most answers come sooner: no clock is read for them
         while True:
-            wall_left = clock.wall_deadline - time.monotonic()
-            cpu_left = 1e18
-            if clock.cpu_limit_ns is not None:
-                cpu_left = clock.cpu_limit_ns - (self.process.cpu_ns() - clock.cpu_start)
-            if want.get(self.process.stdout) == select.POLLIN:
-                clock.look(self.process)
-            if wall_left <= 0 or cpu_left <= 0 or clock.waited > clock.cpu_seconds:
-                self._timeout(what, clock, by_cpu=cpu_left <= 0)
-            low, high = CLOCK_CHECK_SECONDS
-            wait = min(wall_left, max(low, min(high, cpu_left / 1e9 / max(parallel, 1.0))))
-            ready = poller.poll(max(1, int(wait * 1000)))
+            now = time.monotonic()
+            ready = poller.poll(max(0, int((min(check_at, clock.wall_deadline) - now) * 1000) + 1))
+            if time.monotonic() >= check_at or not ready:
+                wall_left = clock.wall_deadline - time.monotonic()
+                cpu_left = 1e18
+                if clock.cpu_limit_ns is not None:
+                    cpu_left = clock.cpu_limit_ns - (self.process.cpu_ns() - clock.cpu_start)
+                if want.get(self.process.stdout) == select.POLLIN:
+                    clock.look(self.process)
+                if wall_left <= 0 or cpu_left <= 0 or clock.waited > clock.cpu_seconds:
+                    self._timeout(what, clock, by_cpu=cpu_left <= 0)
+                check_at = time.monotonic() + max(low, min(high, cpu_left / 1e9 / max(parallel, 1.0)))
             for fd, events in ready:
                 if fd == self.process.stderr:
                     if not self._drain_once():

@@ -65,6 +65,20 @@ def ask():
     return input()
 
 
+def trickle():
+    while True:  # a byte now and then: the output never stops, the clocks are read all the same
+        print(".", end="", flush=True)
+        time.sleep(0.002)
+
+
+def busy_trickle():
+    n = 0
+    while True:
+        n += 1
+        if n % 20000 == 0:
+            print(".", end="", flush=True)
+
+
 def hog():
     chunks = []
     while True:
@@ -200,6 +214,8 @@ def test_unsendable_results_become_handles_or_errors(module: RemoteModule) -> No
         ("spin", Status.TIMEOUT, "more than 3 s of CPU time"),
         ("sleep", Status.TIMEOUT, "no answer within 3 s"),
         ("ask", Status.TIMEOUT, "no answer within 3 s"),
+        ("trickle", Status.TIMEOUT, "no answer within 3 s"),
+        ("busy_trickle", Status.TIMEOUT, "more than 3 s of CPU time"),
         ("hog", Status.MEMORY_LIMIT, "memory"),
         ("shout", Status.OUTPUT_LIMIT, "printed more than 64 KB"),
         ("leave", Status.RUNTIME_ERROR, "sys.exit(3)"),
