@@ -6,6 +6,7 @@ Everything here is pure: unit tests assert on what these functions return, witho
 from __future__ import annotations
 
 import errno
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,16 @@ class Limits:
     def from_mapping(cls, data: dict[str, Any], base: Limits | None = None) -> Limits:
         """Limits from a mapping (an exercise's [limits] table) over `base` or the defaults."""
         defaults = asdict(base or cls())
+        if "wall_seconds" in data and "cpu_seconds" not in data:
+            # written when the sandbox's lifetime was limited in wall time: that budget is now
+            # CPU time, and the wall clock only its backstop
+            wall = data["wall_seconds"]
+            if isinstance(wall, int | float) and not isinstance(wall, bool) and wall > 0:
+                data = {
+                    **data,
+                    "cpu_seconds": math.ceil(wall),
+                    "wall_seconds": max(wall, defaults["wall_seconds"]),
+                }
         unknown = set(data) - set(defaults)
         if unknown:
             raise ValueError(f"unknown limit(s): {', '.join(sorted(unknown))}")

@@ -122,6 +122,19 @@ def test_limits_must_be_positive(field: str) -> None:
         Limits.from_mapping({field: 0})
 
 
+def test_time_limits_are_cpu_time_with_a_wall_backstop_behind() -> None:
+    limits = Limits.from_mapping({"call_seconds": 5, "cpu_seconds": 100})
+    assert (limits.call_seconds, limits.cpu_seconds, limits.wall_seconds) == (5, 100, Limits().wall_seconds)
+    with pytest.raises(ValueError, match="wall_seconds .* backstop behind cpu_seconds"):
+        Limits.from_mapping({"cpu_seconds": 100, "wall_seconds": 50})
+
+
+def test_an_exercise_that_limits_only_wall_time_gets_that_much_cpu_time() -> None:
+    limits = Limits.from_mapping({"wall_seconds": 150})
+    assert (limits.cpu_seconds, limits.wall_seconds) == (150, Limits().wall_seconds)
+    assert Limits.from_mapping({"wall_seconds": 900}).wall_seconds == 900
+
+
 def test_unknown_limits_are_named() -> None:
     with pytest.raises(ValueError, match="unknown limit.*gpu_count"):
         Limits.from_mapping({"gpu_count": 2})
