@@ -134,8 +134,9 @@ def _run(
 ) -> Verdict:
     exercise = session.exercise
     session.start()
-    provenance.torch = session.runtime.get("torch")
-    provenance.device = str(session.runtime.get("device", "cpu"))
+    if session.runtime is not None:
+        provenance.torch = session.runtime.torch
+        provenance.device = session.runtime.device
     if session.student is not None:
         provenance.measured_by = session.student.process.measured_by
     paths = [str(exercise.public_tests.resolve())]

@@ -15,10 +15,12 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
 
 from grader import codec
-from grader.verdict import Status, truncate
+from grader.runner import messages
+from grader.runner.messages import ErrorReport
+from grader.verdict import Status
 from sandbox import Limits, SandboxProcess
 
 STARTUP_SECONDS = 60.0  # CPU time for the runner to start and load its runtime (ours, not the submission's)
@@ -29,6 +31,7 @@ WALL_FACTOR = 4.0
 WALL_SLACK_SECONDS = 10.0
 CLOCK_CHECK_SECONDS = (0.02, 0.25)  # how often the clocks are read while waiting, at least and at most
 OUTPUT_KEPT = 32 * 1024
+R = TypeVar("R", bound=messages.Reply)
 
 
 @dataclass
@@ -61,7 +64,7 @@ class Lookup:
     the name the test asked for is not there, or the output it asked to backpropagate through
     has no gradient. Said in the harness's words, with the harness's own name for the target."""
 
-    kind: str  # a stage of STAGES: "lookup" | "no-grad" | "backward"
+    kind: str  # a stage of ErrorReport.STAGES: "lookup" | "no-grad" | "backward"
     name: str
 
     def explain(self) -> str:
@@ -88,7 +91,7 @@ class RemoteError(Exception):
     """The submission's code raised. Subclasses also derive from the builtin exception the
     submission's exception derives from, so `pytest.raises(ValueError)` works as expected."""
 
-    info: dict[str, Any]
+    info: ErrorReport
     origin: str = "submission"
     lookup: Lookup | None = None  # set when the failure was in a step of ours (see Lookup)
 
@@ -97,24 +100,24 @@ class RemoteError(Exception):
 
     @property
     def type_name(self) -> str:
-        return str(self.info.get("type", "Exception"))
+        return self.info.type
 
     @property
     def remote_message(self) -> str:
-        return str(self.info.get("message", ""))
+        return self.info.message
 
     @property
     def frames(self) -> list[tuple[int, str]]:
-        """(line, function) of the submission's own frames; well-formed by `_error_info`."""
-        return [(f[0], f[1]) for f in self.info.get("frames", []) if isinstance(f, list) and len(f) == 2]
+        """(line, function) of the submission's own frames; well-formed by `ErrorReport.from_wire`."""
+        return list(self.info.frames)
 
     @property
     def builtin_type(self) -> str:
         """The nearest builtin exception type: what a hidden test may name (the submission's own
         class names are its to choose, and could carry data)."""
-        for name in self.info.get("bases", []):
-            if isinstance(getattr(builtins, str(name), None), type):
-                return str(name)
+        for name in self.info.bases:
+            if isinstance(getattr(builtins, name, None), type):
+                return name
         return "Exception"
 
 
@@ -122,44 +125,13 @@ _ERROR_CLASSES: dict[str, type[RemoteError]] = {}
 # builtin bases a remote exception may take: not the ones that steer iteration (a StopIteration
 # raised from a check would quietly end the loop that runs it)
 _UNSAFE_BASES = {"StopIteration", "StopAsyncIteration", "ExceptionGroup", "BaseExceptionGroup"}
-MAX_FRAMES = 40
-STAGES = ("lookup", "no-grad", "backward")  # steps of the runner's own that can fail (see Lookup)
 
 
-def _error_info(error: dict[str, Any]) -> dict[str, Any]:
-    """The runner's error report, reduced to well-formed, size-capped fields."""
-
-    def text(value: Any, limit: int) -> str:
-        return truncate(value, limit) if isinstance(value, str) else ""
-
-    frames = []
-    raw_frames = error.get("frames")
-    for frame in raw_frames[-MAX_FRAMES:] if isinstance(raw_frames, list) else []:
-        if (
-            isinstance(frame, list)
-            and len(frame) == 2
-            and type(frame[0]) is int
-            and isinstance(frame[1], str)
-        ):
-            frames.append([frame[0], frame[1][:100]])
-    bases = error.get("bases")
-    code, number, stage = error.get("exit_code"), error.get("errno"), error.get("stage")
-    return {
-        "type": text(error.get("type"), 100) or "Exception",
-        "message": text(error.get("message"), 4000),
-        "bases": [b for b in bases[:20] if isinstance(b, str)] if isinstance(bases, list) else [],
-        "frames": frames,
-        "exit_code": code if type(code) is int and 0 <= code <= 255 else None,
-        "errno": number if type(number) is int and 0 < number < 4096 else None,
-        "stage": stage if stage in STAGES else None,
-    }
-
-
-def remote_error(info: dict[str, Any]) -> RemoteError:
+def remote_error(info: ErrorReport) -> RemoteError:
     """The harness's stand-in for what the submission raised. Built from plain data only, and
     never failing: a builtin base that cannot be rebuilt from a message gives a plain RemoteError."""
-    text = f"{info.get('type', 'Exception')}: {info.get('message', '')}"
-    cls = _error_class(info.get("bases", []))
+    text = f"{info.type}: {info.message}"
+    cls = _error_class(info.bases)
     try:
         err = cls(text)
     except Exception:  # noqa: BLE001 - builtins with other constructors (UnicodeDecodeError)
@@ -172,10 +144,10 @@ def remote_error(info: dict[str, Any]) -> RemoteError:
     return err
 
 
-def _error_class(bases: list[str]) -> type[RemoteError]:
+def _error_class(bases: tuple[str, ...]) -> type[RemoteError]:
     base: type[BaseException] = Exception
     for name in bases:
-        candidate = getattr(builtins, str(name), None)
+        candidate = getattr(builtins, name, None)
         if isinstance(candidate, type) and issubclass(candidate, Exception) and name not in _UNSAFE_BASES:
             base = candidate
             break
@@ -275,7 +247,7 @@ class RunnerClient:
         self.death: Death | None = None
         self.hidden = False  # a hidden test is running: what the runner controls stays out of words
         self.cpu_started: int | None = None  # read once the runner is found (see handshake)
-        self.runtime: dict[str, Any] = {}  # what `init` reported
+        self.runtime = messages.Runtime(torch=None, device="cpu", seconds=0.0)  # what `init` reported
         self.restart_clock()
         self.baseline_bytes: dict[str, int] = {"cgroup": 0, "procfs": 0}
         self.setups: dict[Any, RemoteObject] = {}  # per-side objects made for measured calls
@@ -292,22 +264,21 @@ class RunnerClient:
         if self.cpu_started is not None:
             self.cpu_started = self.process.cpu_ns()
 
-    def handshake(self) -> dict[str, Any]:
+    def handshake(self) -> messages.Hello:
         # the runner's CPU clock cannot be read before it says hello: until then, wall time only
-        header, _ = self._receive(self._clock(STARTUP_SECONDS, cpu=False), "starting the sandbox")
-        if header.get("op") != "hello":
-            self._die(Status.RUNTIME_ERROR, "the runner broke the protocol: no hello")
+        clock = self._clock(STARTUP_SECONDS, cpu=False)
+        what = "starting the sandbox"
+        header, buffers = self._receive(clock, what)
+        hello = cast(messages.Hello, self._read(header, buffers, clock.wall_deadline, messages.Hello, what))
         self.process.locate_runner()
         self.cpu_started = self.process.cpu_ns()
-        return header
+        return hello
 
-    def init(self, *, preload: list[str], device: str) -> dict[str, Any]:
+    def init(self, *, preload: list[str], device: str) -> messages.Runtime:
         """Load the runtime (`preload`, torch on `device`, one thread); what it reports (torch's
         version, the device, the seconds it took) is kept as `runtime`."""
-        header = {"op": "init", "preload": preload, "threads": 1, "device": device}
-        info = self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime").value
-        if not isinstance(info, dict):
-            self.broke_protocol("the runner broke the protocol while loading the runtime")
+        request = messages.Init(preload=tuple(preload), threads=1, device=device)
+        info = self.request(request, timeout=STARTUP_SECONDS, what="loading the runtime")
         self.runtime = info
         # the runtime alone, before any submission code, as each memory source sees it
         self.baseline_bytes = {source: self.process.memory_bytes(source) for source in ("cgroup", "procfs")}
@@ -317,27 +288,21 @@ class RunnerClient:
     def guard(self, *, forbidden: list[str], forbidden_ops: list[str]) -> None:
         """Block the exercise's forbidden calls and operators, before the submission is loaded."""
         if forbidden or forbidden_ops:
-            header = {"op": "guard", "forbidden": forbidden, "forbidden_ops": forbidden_ops}
-            self.request(header, timeout=STARTUP_SECONDS, what="loading the runtime")
+            request = messages.Guard(forbidden=tuple(forbidden), forbidden_ops=tuple(forbidden_ops))
+            self.request(request, timeout=STARTUP_SECONDS, what="loading the runtime")
 
     def load(self, module: str, source: str) -> list[str]:
-        reply = self.request({"op": "load", "module": module, "source": source}, what="importing your module")
-        names = reply.value
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            self._die(Status.RUNTIME_ERROR, "the runner broke the protocol while importing your module")
-        return names
+        loaded = self.request(messages.Load(module=module, source=source), what="importing your module")
+        return list(loaded.names)
 
     def keep(
         self, name: str, args: list[Any], kwargs: dict[str, Any], *, pick: int | None = None
     ) -> RemoteObject:
         """Call `name` of the module and keep the result (item `pick` of it) in the runner,
         whatever it is: a handle to it, for later calls made on this side only."""
-        header = {"op": "call", "obj": 0, "attr": name, "keep": True, "pick": pick}
-        reply = self.request(header, {"args": args, "kwargs": kwargs}, what=f"setting up {name}")
-        ident = reply.stats.get("kept") if isinstance(reply.stats, dict) else None
-        if type(ident) is not int:
-            self.broke_protocol("the runner did not keep what it was asked to keep")
-        return RemoteObject(self, ident, "kept")
+        request = messages.Keep(obj=0, attr=name, args=args, kwargs=kwargs, pick=pick)
+        kept = self.request(request, what=f"setting up {name}")
+        return RemoteObject(self, kept.ident, "kept")
 
     def enter_hidden(self) -> None:
         """The hidden tests begin: what the submission printed so far is its to see; what it
@@ -349,11 +314,8 @@ class RunnerClient:
     def put(self, value: Any) -> RemoteObject:
         """Send `value` to stay in the runner: pass the handle to calls (the submission gets that
         very object, so what it changes in place stays changed) and read it back with `fetch`."""
-        reply = self.request({"op": "put"}, {"value": value}, what="sending an input")
-        ident = reply.stats.get("kept") if isinstance(reply.stats, dict) else None
-        if type(ident) is not int:
-            self.broke_protocol("the runner did not keep what it was asked to keep")
-        return RemoteObject(self, ident, "input")
+        kept = self.request(messages.Put(value), what="sending an input")
+        return RemoteObject(self, kept.ident, "input")
 
     def close(self) -> None:
         self.drain_output()
@@ -371,71 +333,75 @@ class RunnerClient:
     # ------------------------------------------------------------------ requests
 
     def request(
-        self,
-        header: dict[str, Any],
-        values: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        what: str = "a call",
-    ) -> _Reply:
-        """Send one request and return its decoded reply.
+        self, request: messages.Request[R], *, timeout: float | None = None, what: str = "a call"
+    ) -> R:
+        """Send one request and return its reply.
 
-        Raises RemoteError when the submission raised, RunnerDied when the runner is gone.
+        Raises RemoteError when the submission raised, RunnerDied when the runner is gone (or
+        answered anything but the reply the request asks for).
         """
-        return self.timed_request(header, values, timeout=timeout, what=what)[0]
+        return self.timed_request(request, timeout=timeout, what=what)[0]
 
     def timed_request(
-        self,
-        header: dict[str, Any],
-        values: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        what: str = "a call",
-    ) -> tuple[_Reply, int, int]:
+        self, request: messages.Request[R], *, timeout: float | None = None, what: str = "a call"
+    ) -> tuple[R, int, int]:
         """`request`, with the runner's CPU time and the wall time from just before the request
         is sent until its whole reply has arrived (the harness's own encoding excluded)."""
         if self.death is not None:
             raise RunnerDied(self.death, self.label)
         encoder = codec.Encoder(self.caps)
         encoder.to_handle = functools.partial(_to_reference, encoder)
-        full = dict(header)
-        for key, value in (values or {}).items():
-            full[key] = encoder.encode(value)
-        parts = encoder.frame(full)
+        parts = encoder.frame(request.to_wire(encoder.encode))
         clock = self._clock(timeout or self.limits.call_seconds)
         cpu0, wall0 = clock.cpu_start, time.perf_counter_ns()
         self._send(parts, clock, what)
-        reply, buffers = self._receive(clock, what)
+        header, buffers = self._receive(clock, what)
         wall1, cpu1 = time.perf_counter_ns(), self.process.cpu_ns()
-        return self._result(header, reply, buffers, clock.wall_deadline), cpu1 - cpu0, wall1 - wall0
+        reply = self._read(header, buffers, clock.wall_deadline, request.REPLY, what, request)
+        return cast(R, reply), cpu1 - cpu0, wall1 - wall0
 
-    def _result(
-        self, request: dict[str, Any], reply: dict[str, Any], buffers: list[memoryview], deadline: float
-    ) -> _Reply:
-        """The decoded reply, or the submission's error raised as a RemoteError. Whatever the
-        runner sent, nothing but those two and RunnerDied leaves here."""
+    def _read(
+        self,
+        header: dict[str, Any],
+        buffers: list[memoryview],
+        deadline: float,
+        expected: type[messages.Reply],
+        what: str,
+        request: messages.Request[Any] | None = None,
+    ) -> messages.Reply:
+        """The reply, values decoded, or the submission's error raised as a RemoteError. Whatever
+        the runner sent, nothing but those two and RunnerDied leaves here."""
         try:
-            if reply.get("ok") is True:
-                decoder = codec.Decoder(buffers, self.caps, on_handle=self._proxy, deadline=deadline)
-                return _Reply(decoder.decode(reply.get("value")), decoder.decode(reply.get("stats")))
-            err = self._error(request, reply)
+            decoder = codec.Decoder(buffers, self.caps, on_handle=self._proxy, deadline=deadline)
+            reply = messages.read_reply(header, decoder.decode)
         except RunnerDied:
             raise
+        except messages.ProtocolError as exc:
+            self._die(
+                Status.RUNTIME_ERROR,
+                f"the runner broke the protocol while {what}",
+                f"the runner broke the protocol while {what}: {exc}",
+            )
         except Exception as exc:  # noqa: BLE001 - anything the runner's answer breaks is its own doing
             self._die(
                 Status.RUNTIME_ERROR,
                 "the runner's answer could not be decoded",
                 f"the runner's answer could not be decoded: {type(exc).__name__}: {exc}",
             )
-        raise err
+        if isinstance(reply, messages.Failed):
+            raise self._error(request, reply)
+        if type(reply) is not expected:
+            self._die(
+                Status.RUNTIME_ERROR,
+                f"the runner broke the protocol while {what}",
+                f"the runner broke the protocol while {what}: {reply.KIND} instead of {expected.KIND}",
+            )
+        return reply
 
-    def _error(self, request: dict[str, Any], reply: dict[str, Any]) -> RemoteError:
-        error = reply.get("error")
-        if not isinstance(error, dict):
-            self._die(Status.RUNTIME_ERROR, "the runner broke the protocol: a failed reply without an error")
-        info = _error_info(error)
-        if reply.get("fatal") is True:
-            code = info["exit_code"]
+    def _error(self, request: messages.Request[Any] | None, failed: messages.Failed) -> RemoteError:
+        info = failed.error
+        if failed.fatal:
+            code = info.exit_code
             self._die(
                 Status.RUNTIME_ERROR,
                 "your code called sys.exit()",
@@ -443,8 +409,8 @@ class RunnerClient:
             )
         err = remote_error(info)
         err.origin = self.label
-        if info["stage"] is not None:
-            err.lookup = Lookup(info["stage"], _target_name(request))
+        if info.stage is not None:
+            err.lookup = Lookup(info.stage, _target_name(request))
         return err
 
     def _proxy(self, tree: dict[str, Any]) -> RemoteObject:
@@ -614,16 +580,10 @@ def classify_exit(code: int | None, process: SandboxProcess, what: str) -> tuple
     )
 
 
-def _target_name(request: dict[str, Any]) -> str:
+def _target_name(request: messages.Request[Any] | None) -> str:
     """What a request addressed, in the harness's own words (never the runner's type names)."""
-    attr = request.get("attr")
-    return str(attr) if isinstance(attr, str) else "the object"
-
-
-@dataclass
-class _Reply:
-    value: Any
-    stats: Any
+    attr = getattr(request, "attr", None)
+    return attr if isinstance(attr, str) else "the object"
 
 
 def _to_reference(encoder: codec.Encoder, value: Any) -> dict[str, Any]:
@@ -651,32 +611,25 @@ class RemoteObject:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._client.request(
-            {"op": "getattr", "obj": self._id, "attr": name}, what=f"reading .{name}"
-        ).value
+        return self._client.request(messages.GetAttr(self._id, name), what=f"reading .{name}").value
 
     def read_back(self) -> Any:
         """This object's current value, sent back as plain data (a handle if it is not)."""
-        return self._client.request({"op": "getattr", "obj": self._id}, what="reading an input back").value
+        return self._client.request(messages.GetAttr(self._id), what="reading an input back").value
 
     def attr(self, path: str) -> Any:
         """Read a dotted attribute path (`layer.attr("lora_A.grad")`) in one round trip."""
-        return self._client.request(
-            {"op": "getattr", "obj": self._id, "attr": path}, what=f"reading .{path}"
-        ).value
+        return self._client.request(messages.GetAttr(self._id, path), what=f"reading .{path}").value
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._client.request(
-            {"op": "setattr", "obj": self._id, "attr": name}, {"value": value}, what=f"setting .{name}"
-        )
+        self._client.request(messages.SetAttr(self._id, name, value), what=f"setting .{name}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return RemoteObject.call(self, None, *args, **kwargs)
 
     def call(self, attr: str | None, *args: Any, **kwargs: Any) -> Any:
         what = f"calling {attr}" if attr else "calling an object of yours"  # never the runner's type names
-        header = {"op": "call", "obj": self._id, "attr": attr}
-        return self._client.request(header, {"args": list(args), "kwargs": kwargs}, what=what).value
+        return self._client.request(messages.Call(self._id, attr, list(args), kwargs), what=what).value
 
     def backward(
         self, *args: Any, grad_output: Any = None, attr: str | None = None, **kwargs: Any
@@ -684,18 +637,22 @@ class RemoteObject:
         """Call this object (or its method `attr`) in the runner, backpropagate `grad_output`
         through the output (None for a scalar), and return the output and the gradients."""
         what = f"backpropagating through {attr}" if attr else "backpropagating through an object of yours"
-        header = {"op": "backward", "obj": self._id, "attr": attr}
-        values = {"args": list(args), "kwargs": kwargs, "grad_output": grad_output}
-        found = self._client.request(header, values, what=what).value
-        return Gradients(found["output"], found["input_grads"], found["param_grads"])
+        request = messages.Backward(self._id, attr, list(args), kwargs, grad_output)
+        found = self._client.request(request, what=what)
+        if not isinstance(found.input_grads, list) or not isinstance(found.param_grads, dict):
+            self._client.broke_protocol(f"the runner broke the protocol while {what}")
+        return Gradients(found.output, found.input_grads, found.param_grads)
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._client.request({"op": "iter", "obj": self._id}, what="iterating").value)
+        items = self._client.request(messages.Iter(self._id), what="iterating").value
+        if not isinstance(items, list):
+            self._client.broke_protocol("the runner did not answer a list of items")
+        return iter(items)
 
     def take(self, count: int) -> list[Any]:
         """The next `count` items (fewer at the end) of this remote iterator, in one round trip:
         for consuming a generator piece by piece, without ever holding all of it."""
-        items = self._client.request({"op": "take", "obj": self._id, "count": count}, what="iterating").value
+        items = self._client.request(messages.Take(self._id, count), what="iterating").value
         if not isinstance(items, list):
             self._client.broke_protocol("the runner did not answer a list of items")
         return items
@@ -703,12 +660,9 @@ class RemoteObject:
     def call_with_warnings(self, attr: str | None, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
         """Call, and also return the warnings the call emitted, as the names of their nearest
         builtin warning categories (the submission's own class names could carry data)."""
-        header = {"op": "call", "obj": self._id, "attr": attr, "warnings": True}
-        reply = self._client.request(
-            header, {"args": list(args), "kwargs": kwargs}, what=f"calling {attr or 'it'}"
-        )
-        stats = reply.stats if isinstance(reply.stats, list) else []
-        return reply.value, [w for w in stats if isinstance(w, str) and w.isidentifier()][:100]
+        request = messages.CallWarned(self._id, attr, list(args), kwargs)
+        reply = self._client.request(request, what=f"calling {attr or 'it'}")
+        return reply.value, [w for w in reply.warnings if w.isidentifier()][:100]
 
     def __len__(self) -> int:
         try:

@@ -131,8 +131,8 @@ def _remote_feedback(exc: RemoteError, where: str) -> Feedback:
         return Feedback(
             Outcome.ERROR, f"memory limit: your code ran out of memory{where}", status=Status.MEMORY_LIMIT
         )
-    code = exc.info.get("errno")
-    if isinstance(code, int) and code in RESOURCE_ERRNOS and "OSError" in exc.info.get("bases", []):
+    code = exc.info.errno
+    if code is not None and code in RESOURCE_ERRNOS and "OSError" in exc.info.bases:
         return Feedback(Outcome.ERROR, f"{RESOURCE_ERRNOS[code]}{where}", status=Status.RUNTIME_ERROR)
     if exc.type_name == "RuntimeError" and "can't start new thread" in message:
         return Feedback(Outcome.ERROR, f"too many processes or threads{where}", status=Status.RUNTIME_ERROR)

@@ -58,7 +58,8 @@ def rng(seed: int) -> np.random.Generator:
 
 @pytest.fixture
 def device(request: pytest.FixtureRequest) -> str:
-    return str(_session(request).runtime.get("device", "cpu"))
+    runtime = _session(request).runtime
+    return runtime.device if runtime is not None else "cpu"
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from grader.harness.session import GradingSession
 from grader.measurement import protocol
 from grader.measurement.protocol import MakeCall, SizedCall
 from grader.remote import RunnerClient
+from grader.runner import messages
 from grader.spec import PerformanceSpec
 from grader.testing.asserts import assert_close
 from grader.testing.calls import Call
@@ -106,7 +107,7 @@ class Perf:
         student = self.session.student
         if student is None:
             raise RuntimeError("no submission runner")
-        student.request({"op": "settle"}, what="settling memory")
+        student.request(messages.Settle(), what="settling memory")
         source = student.process.reset_memory_peak()
         result = work()
         return result, max(student.process.memory_peak_bytes(source) - student.baseline_bytes[source], 0)

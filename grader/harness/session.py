@@ -11,13 +11,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from grader.catalog import Exercise
 from grader.events import Event, EventKind, EventSink, ignore
 from grader.harness.feedback import SubmissionImportError
 from grader.harness.location import Locator
 from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
+from grader.runner import messages
 from grader.runners import ColdStart, Runners
 from grader.verdict import Outcome, PerfResult, Status, TestResult, Timings
 from sandbox import Sandbox, SandboxError
@@ -55,7 +56,7 @@ class GradingSession:
         self.performance: list[PerfResult] = []
         self.system_error = ""
         self.implied: list[tuple[Status, str]] = []  # statuses failures implied (resources ran out)
-        self.runtime: dict[str, Any] = {}
+        self.runtime: messages.Runtime | None = None  # what the runner loaded, once started
         self.student: RunnerClient | None = None
         self.module: RemoteModule | None = None
         self.import_error: SubmissionImportError | None = None
@@ -76,7 +77,7 @@ class GradingSession:
         )
         waited = time.perf_counter() - started  # nothing at all for a runner from a warm pool
         self.runtime = self.student.runtime
-        loaded = min(float(self.runtime.get("seconds", 0.0) or 0.0), waited)  # as the runner timed it
+        loaded = min(self.runtime.seconds, waited)  # as the runner timed it
         try:
             self.student.guard(forbidden=list(spec.forbidden.calls), forbidden_ops=list(spec.forbidden.ops))
         except (RunnerDied, RemoteError) as exc:

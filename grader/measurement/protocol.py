@@ -27,6 +27,7 @@ import numpy as np
 
 from grader.measurement import stats
 from grader.remote import RemoteObject, RunnerClient
+from grader.runner import messages
 from grader.spec import PerformanceSpec
 from grader.testing.calls import Call, Setup
 from grader.verdict import DecidedBy, PerfKind, PerfResult
@@ -60,7 +61,7 @@ def block(client: RunnerClient, calls: Sequence[Call], *, what: str = "a timed c
     """Run `calls` in one exchange with the runner, garbage collection off; timed from outside."""
     payload = [bind(client, c) for c in calls]
     reply, cpu_ns, wall_ns = client.timed_request(
-        {"op": "block"}, {"calls": payload}, timeout=client.limits.cpu_seconds, what=what
+        messages.Block(payload), timeout=client.limits.cpu_seconds, what=what
     )
     outputs = reply.value
     if not isinstance(outputs, list) or len(outputs) != len(calls):
@@ -269,7 +270,7 @@ def memory_ratio(
         call = make_call(rng)
         outputs = {}
         for label, client in clients.items():
-            client.request({"op": "settle"}, timeout=client.limits.cpu_seconds, what="settling memory")
+            client.request(messages.Settle(), timeout=client.limits.cpu_seconds, what="settling memory")
             source = client.process.reset_memory_peak()
             sources.add(source)
             outputs[label] = block(client, [call], what="a measured call").outputs[0]
@@ -302,12 +303,8 @@ PROBE_FIGURES = {
 def probe(client: RunnerClient, call: Call) -> tuple[Any, dict[str, Any]]:
     """Run one call under the in-runner probe: its output, and what it allocated and computed."""
     target, attr, args, kwargs = bind(client, call)
-    reply = client.request(
-        {"op": "probe", "obj": target.ident if target is not None else 0, "attr": attr},
-        {"args": args, "kwargs": kwargs},
-        timeout=client.limits.cpu_seconds,
-        what=f"probing {call.name}",
-    )
+    request = messages.Probe(target.ident if target is not None else 0, attr, args, kwargs)
+    reply = client.request(request, timeout=client.limits.cpu_seconds, what=f"probing {call.name}")
     found = reply.stats if isinstance(reply.stats, dict) else {}
     return reply.value, found
 

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from grader import codec
+from grader.runner import messages
 
-MAX_MESSAGE = 4000
-MAX_FRAMES = 40
+MAX_MESSAGE = messages.ErrorReport.MAX_MESSAGE
 
 
 class Server:
@@ -52,16 +52,14 @@ class Server:
             got += chunk
         return buf
 
-    def send(self, header: dict[str, Any], values: dict[str, Any] | None = None) -> None:
+    def send(self, reply: messages.Reply | messages.Failed) -> None:
         encoder = codec.Encoder(to_handle=self.register)
-        full = dict(header)
         try:
-            for key, value in (values or {}).items():
-                full[key] = encoder.encode(value)
-            parts = encoder.frame(full)
+            header = reply.to_wire() if isinstance(reply, messages.Failed) else reply.to_wire(encoder.encode)
+            parts = encoder.frame(header)
         except codec.CodecError as exc:
             encoder = codec.Encoder()
-            parts = encoder.frame({"ok": False, "error": _unsendable(exc)})
+            parts = encoder.frame(messages.Failed(_unsendable(exc)).to_wire())
         _flush_std()
         for part in parts:
             view = memoryview(part)
@@ -76,7 +74,7 @@ class Server:
     # ----------------------------------------------------------------- loop
 
     def serve(self) -> None:
-        self.send({"op": "hello", "pid": os.getpid(), "python": sys.version.split()[0]})
+        self.send(messages.Hello(pid=os.getpid(), python=sys.version.split()[0]))
         while True:
             try:
                 header, buffers = codec.read_frame(self.read_exact)
@@ -85,23 +83,20 @@ class Server:
             self.dispatch(header, buffers)
 
     def dispatch(self, header: dict[str, Any], buffers: list[memoryview]) -> None:
-        handler = OPS.get(str(header.get("op")))
-        if handler is None:
-            self.send({"ok": False, "error": _error_info(ValueError(f"unknown op {header.get('op')!r}"), "")})
-            return
         decoder = codec.Decoder(
             buffers, on_ref=self.resolve, on_file=self.materialise, grad_inputs=True, layers=True
         )
         self.written = []
         try:
-            reply = handler(self, header, decoder)
+            request = messages.read_request(header, decoder.decode)
+            reply = HANDLERS[request.OP](self, request)
         except SystemExit as exc:
-            self.send({"ok": False, "fatal": True, "error": _error_info(exc, self.module_path)})
+            self.send(messages.Failed(_error_info(exc, self.module_path), fatal=True))
             os._exit(0)
         except BaseException as exc:  # noqa: BLE001 - the submission's failure is the answer
-            self.send({"ok": False, "error": _error_info(exc, self.module_path)})
+            self.send(messages.Failed(_error_info(exc, self.module_path)))
             return
-        self.send({"ok": True}, reply)
+        self.send(reply)
 
     def resolve(self, ident: int) -> Any:
         if ident not in self.objects:
@@ -120,44 +115,43 @@ class Server:
             return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - the submission reads it
         return path
 
-    def target(self, header: dict[str, Any]) -> Any:
-        obj = self.resolve(_int(header.get("obj", 0)))
-        attr = header.get("attr")
+    def target(self, obj: int, attr: str | None) -> Any:
+        owner = self.resolve(obj)
         if attr is None:
-            return obj
+            return owner
         try:
-            return _walk(obj, str(attr))
+            return _walk(owner, attr)
         except AttributeError as exc:
             raise MissingTarget(str(exc)) from None
 
     # ----------------------------------------------------------------- ops
 
-    def op_init(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_init(self, request: messages.Init) -> messages.Runtime:
         started = time.perf_counter()
-        for name in header.get("preload", []):
-            importlib.import_module(str(name))
+        for name in request.preload:
+            importlib.import_module(name)
         torch = sys.modules.get("torch")
-        info: dict[str, Any] = {"torch": None, "device": "cpu"}
-        if torch is not None:
-            torch.set_num_threads(int(header.get("threads", 1)))
-            self.device = _pick_device(torch, str(header.get("device", "cpu")))
-            info = {"torch": torch.__version__, "device": self.device}
-        info["seconds"] = time.perf_counter() - started
-        return {"value": info}
+        if torch is None:
+            return messages.Runtime(torch=None, device="cpu", seconds=time.perf_counter() - started)
+        torch.set_num_threads(request.threads)
+        self.device = _pick_device(torch, request.device)
+        return messages.Runtime(
+            torch=torch.__version__, device=self.device, seconds=time.perf_counter() - started
+        )
 
-    def op_guard(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_guard(self, request: messages.Guard) -> messages.Done:
         """Block the exercise's forbidden calls and operators (after init, before load)."""
-        for dotted in header.get("forbidden", []):
-            _forbid(str(dotted))
-        if header.get("forbidden_ops"):
-            self.blocked_ops = _block_operators([str(p) for p in header["forbidden_ops"]])
-        return {"value": None}
+        for dotted in request.forbidden:
+            _forbid(dotted)
+        if request.forbidden_ops:
+            self.blocked_ops = _block_operators(list(request.forbidden_ops))
+        return messages.Done()
 
-    def op_load(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        module, source = str(header["module"]), str(header["source"])
+    def op_load(self, request: messages.Load) -> messages.Loaded:
+        module = request.module
         self.module_path = os.path.join(os.getcwd(), f"{module}.py")
         with open(self.module_path, "w", encoding="utf-8") as f:
-            f.write(source)
+            f.write(request.source)
         sys.path.append(os.getcwd())
         spec = importlib.util.spec_from_file_location(module, self.module_path)
         if spec is None or spec.loader is None:
@@ -166,65 +160,69 @@ class Server:
         sys.modules[module] = mod
         spec.loader.exec_module(mod)
         self.objects[0] = mod
-        return {"value": sorted(n for n in vars(mod) if not n.startswith("_"))}
+        return messages.Loaded(names=tuple(sorted(n for n in vars(mod) if not n.startswith("_"))))
 
-    def op_getattr(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        return {"value": self.target(header)}
+    def op_getattr(self, request: messages.GetAttr) -> messages.Value:
+        return messages.Value(self.target(request.obj, request.attr))
 
-    def op_setattr(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        path = str(header["attr"]).rsplit(".", 1)
-        owner = self.resolve(_int(header.get("obj", 0)))
+    def op_setattr(self, request: messages.SetAttr) -> messages.Done:
+        path = request.attr.rsplit(".", 1)
+        owner = self.resolve(request.obj)
         if len(path) == 2:
             owner = _walk(owner, path[0])
-        setattr(owner, path[-1], self.on_device(decoder.decode(header.get("value"))))
-        return {}
+        setattr(owner, path[-1], self.on_device(request.value))
+        return messages.Done()
 
-    def op_call(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        fn = self.target(header)
-        args, kwargs = self.arguments(decoder, header)
-        if header.get("keep"):  # keep the result here, whatever it is; answer a handle
-            out = fn(*args, **kwargs)
-            pick = header.get("pick")
-            kept = out if pick is None else out[_int(pick)]
-            ident = next(self.ids)
-            self.objects[ident] = kept
-            return {"value": None, "stats": {"kept": ident}}
-        if not header.get("warnings"):
-            out = fn(*args, **kwargs)
-            self.synchronize()
-            return {"value": out}
+    def op_call(self, request: messages.Call) -> messages.Value:
+        fn = self.target(request.obj, request.attr)
+        args, kwargs = self.arguments(request.args, request.kwargs)
+        out = fn(*args, **kwargs)
+        self.synchronize()
+        return messages.Value(out)
+
+    def op_call_warned(self, request: messages.CallWarned) -> messages.Warned:
+        fn = self.target(request.obj, request.attr)
+        args, kwargs = self.arguments(request.args, request.kwargs)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = fn(*args, **kwargs)
             self.synchronize()
-        return {"value": out, "stats": [_builtin_name(w.category) for w in caught]}
+        return messages.Warned(out, tuple(_builtin_name(w.category) for w in caught))
 
-    def op_put(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_keep(self, request: messages.Keep) -> messages.Kept:
+        """Call, and keep the result here, whatever it is; answer a handle."""
+        fn = self.target(request.obj, request.attr)
+        args, kwargs = self.arguments(request.args, request.kwargs)
+        out = fn(*args, **kwargs)
+        kept = out if request.pick is None else out[request.pick]
+        ident = next(self.ids)
+        self.objects[ident] = kept
+        return messages.Kept(ident)
+
+    def op_put(self, request: messages.Put) -> messages.Kept:
         """Keep a value the harness sent, for later requests to pass by reference and read back."""
         ident = next(self.ids)
-        self.objects[ident] = self.on_device(decoder.decode(header.get("value")))
-        return {"value": None, "stats": {"kept": ident}}
+        self.objects[ident] = self.on_device(request.value)
+        return messages.Kept(ident)
 
-    def op_take(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_take(self, request: messages.Take) -> messages.Value:
         """The next `count` items of an iterator (one kept per object, so calls continue it)."""
-        ident = _int(header.get("obj", 0))
-        iterator = self.iterators.get(ident)
+        iterator = self.iterators.get(request.obj)
         if iterator is None:
-            iterator = self.iterators[ident] = iter(self.resolve(ident))
-        return {"value": list(itertools.islice(iterator, _int(header.get("count", 1))))}
+            iterator = self.iterators[request.obj] = iter(self.resolve(request.obj))
+        return messages.Value(list(itertools.islice(iterator, request.count)))
 
-    def op_iter(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        limit = _int(header.get("limit", 100_000))
-        items = list(itertools.islice(iter(self.target(header)), limit + 1))
-        if len(items) > limit:
-            raise ValueError(f"more than {limit} items")
-        return {"value": items}
+    def op_iter(self, request: messages.Iter) -> messages.Value:
+        items = list(itertools.islice(iter(self.target(request.obj, request.attr)), request.limit + 1))
+        if len(items) > request.limit:
+            raise ValueError(f"more than {request.limit} items")
+        return messages.Value(items)
 
-    def op_block(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
-        """A timed block: decode the calls, run them with garbage collection off, answer every
-        output. The harness times this whole exchange from outside."""
+    def op_block(self, request: messages.Block) -> messages.Value:
+        """A timed block: run the calls with garbage collection off, answer every output. The
+        harness times this whole exchange from outside."""
         calls = []
-        for target, attr, args, kwargs in decoder.decode(header["calls"]):
+        for target, attr, args, kwargs in request.calls:
             args = [self.on_device(a) for a in args]
             kwargs = {k: self.on_device(v) for k, v in dict(kwargs).items()}
             owner = self.resolve(0) if target is None else target
@@ -242,18 +240,18 @@ class Server:
                     os.unlink(path)
                 except OSError:
                     pass
-        return {"value": outputs}
+        return messages.Value(outputs)
 
-    def op_backward(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_backward(self, request: messages.Backward) -> messages.Backpropagated:
         """Call, then backpropagate `grad_output` (None for a scalar output) through the result.
 
         Answers the (detached) output, the gradient of every tensor argument that required one,
         in argument order, and the gradients of the called object's parameters when it is a
         torch module (or a method of one)."""
         torch = sys.modules["torch"]
-        fn = self.target(header)
-        args, kwargs = self.arguments(decoder, header)
-        grad_output = self.on_device(decoder.decode(header.get("grad_output")))
+        fn = self.target(request.obj, request.attr)
+        args, kwargs = self.arguments(request.args, request.kwargs)
+        grad_output = self.on_device(request.grad_output)
         out = fn(*args, **kwargs)
         outputs = list(out) if isinstance(out, tuple | list) else [out]
         grads = grad_output if isinstance(grad_output, tuple | list) else [grad_output]
@@ -272,15 +270,13 @@ class Server:
         owner = getattr(fn, "__self__", fn)
         params = dict(owner.named_parameters()) if isinstance(owner, torch.nn.Module) else {}
         self.synchronize()
-        return {
-            "value": {
-                "output": out,
-                "input_grads": [a.grad for a in leaves],
-                "param_grads": {name: p.grad for name, p in params.items()},
-            }
-        }
+        return messages.Backpropagated(
+            output=out,
+            input_grads=[a.grad for a in leaves],
+            param_grads={name: p.grad for name, p in params.items()},
+        )
 
-    def op_settle(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_settle(self, request: messages.Settle) -> messages.Done:
         """Collect garbage and hand free heap memory back to the OS before a memory measurement,
         so that what a call allocates shows up as new usage from outside."""
         gc.collect()
@@ -290,19 +286,19 @@ class Server:
             ctypes.CDLL(None).malloc_trim(0)
         except (OSError, AttributeError):
             pass  # not glibc
-        return {}
+        return messages.Done()
 
-    def op_probe(self, header: dict[str, Any], decoder: codec.Decoder) -> dict[str, Any]:
+    def op_probe(self, request: messages.Probe) -> messages.Probed:
         from grader.runner import probe
 
-        fn = self.target(header)
-        args, kwargs = self.arguments(decoder, header)
+        fn = self.target(request.obj, request.attr)
+        args, kwargs = self.arguments(request.args, request.kwargs)
         out, stats = probe.measure(fn, args, kwargs)
-        return {"value": out, "stats": stats}
+        return messages.Probed(out, stats)
 
-    def arguments(self, decoder: codec.Decoder, header: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        args = decoder.decode(header.get("args", []))
-        kwargs = decoder.decode(header.get("kwargs", {"t": "dict", "v": []}))
+    def arguments(self, args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+            raise codec.CodecError("arguments must be a list and a dict")
         return [self.on_device(a) for a in args], {k: self.on_device(v) for k, v in kwargs.items()}
 
     def on_device(self, value: Any) -> Any:
@@ -326,27 +322,24 @@ class Server:
             sys.modules["torch"].cuda.synchronize()
 
 
-OPS: dict[str, Callable[[Server, dict[str, Any], codec.Decoder], dict[str, Any]]] = {
-    "init": Server.op_init,
-    "guard": Server.op_guard,
-    "load": Server.op_load,
-    "getattr": Server.op_getattr,
-    "setattr": Server.op_setattr,
-    "call": Server.op_call,
-    "iter": Server.op_iter,
-    "take": Server.op_take,
-    "put": Server.op_put,
-    "block": Server.op_block,
-    "probe": Server.op_probe,
-    "backward": Server.op_backward,
-    "settle": Server.op_settle,
+Handler = Callable[[Server, Any], messages.Reply]
+HANDLERS: dict[messages.Op, Handler] = {
+    messages.Op.INIT: Server.op_init,
+    messages.Op.GUARD: Server.op_guard,
+    messages.Op.LOAD: Server.op_load,
+    messages.Op.GETATTR: Server.op_getattr,
+    messages.Op.SETATTR: Server.op_setattr,
+    messages.Op.CALL: Server.op_call,
+    messages.Op.CALL_WARNED: Server.op_call_warned,
+    messages.Op.KEEP: Server.op_keep,
+    messages.Op.PUT: Server.op_put,
+    messages.Op.TAKE: Server.op_take,
+    messages.Op.ITER: Server.op_iter,
+    messages.Op.BLOCK: Server.op_block,
+    messages.Op.PROBE: Server.op_probe,
+    messages.Op.BACKWARD: Server.op_backward,
+    messages.Op.SETTLE: Server.op_settle,
 }
-
-
-def _int(value: Any) -> int:
-    if type(value) is not int:
-        raise codec.CodecError(f"expected an integer, got {type(value).__name__}")
-    return value
 
 
 def _walk(obj: Any, path: str) -> Any:
@@ -459,33 +452,31 @@ def _safe_str(exc: BaseException) -> str:
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " ...[truncated]"
 
 
-def _error_info(exc: BaseException, module_path: str) -> dict[str, Any]:
+def _error_info(exc: BaseException, module_path: str) -> messages.ErrorReport:
     frames = []
     for frame in traceback.extract_tb(exc.__traceback__):
         if module_path and frame.filename == module_path:
-            frames.append([frame.lineno or 0, frame.name[:100]])
+            frames.append((frame.lineno or 0, frame.name[:100]))
     if isinstance(exc, SyntaxError) and exc.filename == module_path:
-        frames.append([exc.lineno or 0, "<module>"])
+        frames.append((exc.lineno or 0, "<module>"))
     bases = [k.__name__ for k in type(exc).__mro__ if k.__module__ == "builtins"]
-    return {
-        "type": type(exc).__name__[:100],
-        "bases": bases[:20],
-        "message": _safe_str(exc),
-        "frames": frames[-MAX_FRAMES:],
-        "exit_code": exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else None,
-        "errno": exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else None,
-        "stage": exc.stage if isinstance(exc, MissingTarget | NoGradient | BackwardFailed) else None,
-    }
+    return messages.ErrorReport(
+        type=type(exc).__name__[:100],
+        bases=tuple(bases[:20]),
+        message=_safe_str(exc),
+        frames=tuple(frames[-messages.ErrorReport.MAX_FRAMES :]),
+        exit_code=exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else None,
+        errno=exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) else None,
+        stage=exc.stage if isinstance(exc, MissingTarget | NoGradient | BackwardFailed) else None,
+    )
 
 
-def _unsendable(exc: codec.CodecError) -> dict[str, Any]:
-    return {
-        "type": "UnsendableValue",
-        "bases": ["Exception"],
-        "message": f"the result cannot be sent back for checking: {exc}",
-        "frames": [],
-        "exit_code": None,
-    }
+def _unsendable(exc: codec.CodecError) -> messages.ErrorReport:
+    return messages.ErrorReport(
+        type="UnsendableValue",
+        bases=("Exception",),
+        message=f"the result cannot be sent back for checking: {exc}",
+    )
 
 
 def _flush_std() -> None:

@@ -11,6 +11,7 @@ import pytest
 from grader.harness.feedback import Feedback, TooSlow, explain
 from grader.harness.location import Locator
 from grader.remote import Death, MissingName, RunnerDied, remote_error
+from grader.runner.messages import ErrorReport
 from grader.testing import GradingFailure
 from grader.verdict import Outcome, PerfResult, Status, describe_performance
 
@@ -19,7 +20,9 @@ SOURCE = "def f(x):\n    y = x * 2\n    raise ValueError(f'bad {x}')\n"
 
 def err(type_name: str, message: str, bases: list[str], **extra: Any) -> Exception:
     return remote_error(
-        {"type": type_name, "message": message, "bases": bases, "frames": [[3, "f"]], **extra}
+        ErrorReport.from_wire(
+            {"type": type_name, "message": message, "bases": bases, "frames": [[3, "f"]], **extra}
+        )
     )
 
 
@@ -179,12 +182,13 @@ def test_the_shrunk_case_comes_from_the_harness_not_the_runner() -> None:
 
 
 def test_malformed_runner_errors_are_reduced_to_safe_fields() -> None:
-    from grader.remote import _error_info
-
     raw = {"type": 7, "message": "m" * 10_000, "frames": [["x", "f"], [3, "g"]], "exit_code": 10**1000}
-    info = _error_info({**raw, "bases": "ValueError"})
-    assert info["type"] == "Exception" and len(info["message"]) <= 4000
-    assert info["frames"] == [[3, "g"]] and info["exit_code"] is None and info["bases"] == []
+    info = ErrorReport.from_wire({**raw, "bases": "ValueError"})
+    assert info.type == "Exception" and len(info.message) <= 4000
+    assert info.frames == ((3, "g"),) and info.exit_code is None and info.bases == ()
+    raw = {"bases": ["OSError", 3], "errno": 0, "stage": "elsewhere", "exit_code": 256}
+    info = ErrorReport.from_wire(raw)
+    assert info.bases == ("OSError",) and info.errno is None and info.stage is None and info.exit_code is None
 
 
 def test_remote_exceptions_with_special_constructors_keep_their_type() -> None:
@@ -217,7 +221,8 @@ LOCATED = (
     ],
 )
 def test_a_location_is_shown_only_where_our_parse_vouches_for_it(frames: list[Any], shown: str) -> None:
-    error = remote_error({"type": "IndexError", "message": "", "bases": ["IndexError"], "frames": frames})
+    report = ErrorReport.from_wire({"type": "IndexError", "bases": ["IndexError"], "frames": frames})
+    error = remote_error(report)
     assert Locator(LOCATED, "mod").where(error) == shown
 
 
@@ -225,7 +230,7 @@ def test_hidden_tests_show_one_location_per_grading() -> None:
     locator = Locator(LOCATED, "mod")
 
     def at(line: int, function: str) -> Any:
-        return remote_error({"type": "E", "bases": ["IndexError"], "frames": [[line, function]]})
+        return remote_error(ErrorReport("E", bases=("IndexError",), frames=((line, function),)))
 
     assert locator.where_hidden(at(5, "f")).endswith("line 5, in f: `return y[0]`)")
     assert locator.where_hidden(at(9, "g")) == ""  # a second place would let the choice spell data

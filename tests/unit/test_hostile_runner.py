@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from grader import codec
 from grader.harness.feedback import explain
 from grader.harness.location import Locator
-from grader.remote import RemoteError, RunnerClient, RunnerDied
+from grader.remote import RemoteError, RemoteObject, RunnerClient, RunnerDied
+from grader.runner import messages
 from grader.verdict import Status
 from sandbox import Limits
 
@@ -137,6 +138,9 @@ json_values = st.recursive(
                     "errno",
                     "stage",
                     "kept",
+                    "reply",
+                    "ident",
+                    "names",
                     "op",
                     "dtype",
                     "shape",
@@ -190,7 +194,11 @@ errors = st.fixed_dictionaries(
     },
 )
 successes = st.fixed_dictionaries(
-    {"ok": st.just(True)}, optional={"value": json_values, "stats": json_values}
+    {"ok": st.just(True), "reply": st.sampled_from(sorted(messages.REPLIES)) | json_values},
+    optional={
+        name: json_values
+        for name in ("value", "stats", "ident", "names", "warnings", "output", "input_grads", "param_grads")
+    },
 )
 well_formed = (successes | errors | json_values).map(lambda h: frame(h)) | st.builds(
     lambda h, bufs: frame(h, bufs), successes, st.lists(st.binary(max_size=64), max_size=3)
@@ -215,12 +223,18 @@ STEPS: dict[str, Callable[[RunnerClient], Any]] = {
     "init": lambda c: c.init(preload=[], device="cpu"),
     "guard": lambda c: c.guard(forbidden=["torch.nn.functional.softmax"], forbidden_ops=[]),
     "load": lambda c: c.load("attention", "x = 1\n"),
-    "call": lambda c: c.request({"op": "call", "obj": 0, "attr": "f"}, {"args": [1], "kwargs": {}}),
+    "call": lambda c: c.request(messages.Call(0, "f", [1], {})),
+    "call_warned": lambda c: RemoteObject.call_with_warnings(c.put(1), "f"),
+    "getattr": lambda c: c.request(messages.GetAttr(0, "x")),
+    "setattr": lambda c: c.request(messages.SetAttr(0, "x", 1)),
+    "iter": lambda c: c.request(messages.Iter(2)),
+    "probe": lambda c: c.request(messages.Probe(0, "f", [], {})),
+    "settle": lambda c: c.request(messages.Settle()),
     "keep": lambda c: c.keep("f", [], {}),
     "put": lambda c: c.put([1, 2]),
-    "take": lambda c: c.request({"op": "take", "obj": 3, "count": 2}),
-    "backward": lambda c: c.request({"op": "backward", "obj": 0, "attr": "f"}),
-    "timed": lambda c: c.timed_request({"op": "block", "calls": []}),
+    "take": lambda c: c.request(messages.Take(3, 2)),
+    "backward": lambda c: RemoteObject.backward(c.put(1), attr="f"),
+    "timed": lambda c: c.timed_request(messages.Block([])),
 }
 LIMITS = Limits.from_mapping({"call_seconds": 5, "cpu_seconds": 30, "wall_seconds": 30, "message_mb": 64})
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from grader.remote import remote_error
+from grader.runner.messages import ErrorReport
 from grader.testing import (
     GradingFailure,
     Seq,
@@ -130,9 +131,7 @@ def test_shrinking_moves_to_a_seed_that_fails_at_the_smaller_size() -> None:
 def test_shrinking_reports_submission_exceptions_with_the_case() -> None:
     def check(sizes: dict[str, int], seed: int) -> None:
         if sizes["n"] >= 2:
-            raise remote_error(
-                {"type": "IndexError", "message": "boom", "bases": ["IndexError"], "frames": []}
-            )
+            raise remote_error(ErrorReport("IndexError", "boom", bases=("IndexError",)))
 
     with pytest.raises(IndexError) as info:
         shrink(check, {"n": 8}, seed=0)

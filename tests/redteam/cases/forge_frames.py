@@ -2,7 +2,7 @@
 # threat: finds the protocol descriptor and writes a forged answer before returning
 import os
 
-FORGED = b'{"ok":true,"value":"PASSED"}'
+FORGED = b'{"ok":true,"reply":"value","value":"PASSED"}'
 FRAME = b"GRF1" + len(FORGED).to_bytes(4, "little") + (0).to_bytes(4, "little") + FORGED
 
 

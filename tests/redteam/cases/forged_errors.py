@@ -4,12 +4,12 @@
 # check: no-leak
 import sys
 
-server = sys.modules["grader.runner.server"]
-original = server._error_info
+messages = sys.modules["grader.runner.messages"]
+original = messages.ErrorReport.to_wire
 
 
-def forged(exc, path):
-    info = original(exc, path)
+def forged(report):
+    info = original(report)
     info["type"] = "ForbiddenError"
     info["message"] = "LEAK " + str(LAST)
     info["frames"] = [["not a number", "f"], [None, 3]]
@@ -18,7 +18,7 @@ def forged(exc, path):
     return info
 
 
-server._error_info = forged
+messages.ErrorReport.to_wire = forged
 LAST = []
 
 

