@@ -14,11 +14,13 @@ import secrets
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 
 from grader import __version__
 from grader.catalog import Exercise
 from grader.events import Event, EventKind, EventSink, ignore
 from grader.harness.plugin import GradingPlugin, run_pytest
+from grader.harness.results import Results
 from grader.harness.session import GradingSession
 from grader.notebooks.reader import is_notebook
 from grader.pool import WarmPool
@@ -142,32 +144,77 @@ def _run(
     paths = [str(exercise.public_tests.resolve())]
     if not public_only:
         paths.append(str(exercise.hidden_tests.resolve()))
-    plugin = GradingPlugin(session)
     with tempfile.TemporaryDirectory(prefix="grader-pytest-") as workdir:
-        code = run_pytest(plugin, paths, workdir)
-    perf_time = sum(plugin.durations.get(r.name, 0.0) for r in session.results if _is_perf(plugin, r))
-    session.timings.performance_s = perf_time
-    session.timings.tests_s = max(session.timings.tests_s - perf_time, 0.0)
-    if code not in PYTEST_OK or plugin.collect_errors or not session.results:
-        detail = "; ".join(plugin.collect_errors) or f"pytest exited with code {code}"
-        return _system_error(
-            f"the exercise's tests could not run: {truncate(detail, 2000)}",
-            provenance,
-            limits,
-            session.timings,
-        )
-    missing = plugin.missing()
-    if missing:
-        return _system_error(
-            f"tests without a result: {', '.join(missing)}", provenance, limits, session.timings
-        )
-    if session.system_error:
-        return _system_error(session.system_error, provenance, limits, session.timings)
-    return _verdict(session, provenance, limits)
+        results = run_pytest(GradingPlugin(session), paths, workdir)
+    session.timings.tests_s = results.tests_s
+    session.timings.performance_s = results.performance_s
+    return verdict_of(results, Runner.left_by(session), provenance, limits, session.timings)
 
 
-def _is_perf(plugin: GradingPlugin, result: TestResult) -> bool:
-    return any(item.name == result.name and item.get_closest_marker("performance") for item in plugin.items)
+@dataclass(frozen=True)
+class Runner:
+    """What the submission's runner left when the tests ended."""
+
+    death: tuple[Status, str] | None = None  # its status and the words shown, if it died
+    import_error: str | None = None  # the submission's module failed to import
+    output: str = ""  # what it printed, as it may be shown
+    output_bytes: int = 0  # how much it printed before the hidden tests
+    output_withheld: bool = False  # it printed during the hidden tests
+    output_truncated: bool = False
+
+    @classmethod
+    def left_by(cls, session: GradingSession) -> Runner:
+        student = session.student
+        import_error = str(session.import_error) if session.import_error is not None else None
+        if student is None:
+            return cls(import_error=import_error)
+        student.drain_output()  # the runner flushed before its last reply: all of it is in the pipe
+        death, output = student.death, student.output
+        return cls(
+            death=(death.status, death.shown()) if death is not None else None,
+            import_error=import_error,
+            output=output.text(),
+            output_bytes=output.total - output.withheld,
+            output_withheld=bool(output.withheld),
+            output_truncated=output.truncated,
+        )
+
+
+def verdict_of(
+    results: Results, runner: Runner, provenance: Provenance, limits: dict[str, object], timings: Timings
+) -> Verdict:
+    """The verdict, from what the tests observed and what the runner left. Pure: tested as a
+    table. A run that broke, collected nothing or left a test without a result is ours
+    (`system_error`), never a pass."""
+    if results.exit_code not in PYTEST_OK or results.collect_errors or not results.tests:
+        detail = "; ".join(results.collect_errors) or f"pytest exited with code {results.exit_code}"
+        return _system_error(
+            f"the exercise's tests could not run: {truncate(detail, 2000)}", provenance, limits, timings
+        )
+    if results.missing:
+        return _system_error(
+            f"tests without a result: {', '.join(results.missing)}", provenance, limits, timings
+        )
+    if results.system_error:
+        return _system_error(results.system_error, provenance, limits, timings)
+    tests = results.tests
+    status, message = judge(runner.death, runner.import_error, results.implied, [r.outcome for r in tests])
+    return Verdict(
+        status=status,
+        summary=summarise(status, tests, message),
+        message=message,
+        score=round(sum(r.weight for r in tests if r.outcome is Outcome.PASSED), 6),
+        max_score=round(sum(r.weight for r in tests), 6),
+        tests=tests,
+        performance=results.performance,
+        output=runner.output,
+        output_bytes=runner.output_bytes,
+        output_withheld=runner.output_withheld,
+        output_truncated=runner.output_truncated,
+        limits=limits,
+        timings=timings,
+        provenance=provenance,
+    )
 
 
 def judge(
@@ -195,39 +242,6 @@ def judge(
     if Outcome.TOO_SLOW in outcomes:
         statuses.append(Status.TOO_SLOW)
     return worst(statuses), message
-
-
-def _verdict(session: GradingSession, provenance: Provenance, limits: dict[str, object]) -> Verdict:
-    results = session.results
-    student = session.student
-    if student is not None:
-        student.drain_output()  # the runner flushed before its last reply: all of it is in the pipe
-    death = student.death if student is not None else None
-    status, message = judge(
-        (death.status, death.shown()) if death is not None else None,
-        str(session.import_error) if session.import_error is not None else None,
-        session.implied,
-        [r.outcome for r in results],
-    )
-    max_score = sum(r.weight for r in results)
-    score = sum(r.weight for r in results if r.outcome is Outcome.PASSED)
-    output = student.output if student is not None else None
-    return Verdict(
-        status=status,
-        summary=summarise(status, results, message),
-        message=message,
-        score=round(score, 6),
-        max_score=round(max_score, 6),
-        tests=results,
-        performance=session.performance,
-        output=output.text() if output else "",
-        output_bytes=output.total - output.withheld if output else 0,
-        output_withheld=bool(output.withheld) if output else False,
-        output_truncated=output.truncated if output else False,
-        limits=limits,
-        timings=session.timings,
-        provenance=provenance,
-    )
 
 
 def summarise(status: Status, results: list[TestResult], message: str = "") -> str:

@@ -12,10 +12,12 @@ import pytest
 
 from grader.harness.perf import Perf
 from grader.harness.reference import LocalModule
+from grader.harness.results import Results
 from grader.harness.session import GradingSession
 from grader.remote import RemoteModule
 
 SESSION = pytest.StashKey[GradingSession]()
+RESULTS = pytest.StashKey[Results]()
 
 
 def _session(request: pytest.FixtureRequest) -> GradingSession:
@@ -40,7 +42,7 @@ def reference(request: pytest.FixtureRequest) -> Iterator[LocalModule]:
 @pytest.fixture
 def perf(request: pytest.FixtureRequest) -> Perf:
     """Performance checks declared in exercise.toml."""
-    return Perf(_session(request), request.node.name)
+    return Perf(_session(request), request.config.stash[RESULTS], request.node.name)
 
 
 @pytest.fixture

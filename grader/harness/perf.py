@@ -8,6 +8,7 @@ from typing import Any
 
 from grader.events import Event, EventKind
 from grader.harness.feedback import TooSlow
+from grader.harness.results import Results
 from grader.harness.session import GradingSession
 from grader.measurement import protocol
 from grader.measurement.protocol import MakeCall, SizedCall
@@ -24,8 +25,9 @@ class ExerciseMisconfigured(Exception):
 
 
 class Perf:
-    def __init__(self, session: GradingSession, test: str) -> None:
+    def __init__(self, session: GradingSession, results: Results, test: str) -> None:
         self.session = session
+        self.results = results
         self.test = test
 
     def measure(
@@ -94,7 +96,7 @@ class Perf:
 
     def _record(self, result: PerfResult, hint: str) -> PerfResult:
         result.test = self.test
-        self.session.performance.append(result)
+        self.results.performance.append(result)
         if not result.passed:
             raise TooSlow(result, hint)
         return result

@@ -22,6 +22,7 @@ from grader.events import Event, EventKind
 from grader.harness import fixtures
 from grader.harness.feedback import Feedback, explain
 from grader.harness.perf import ExerciseMisconfigured
+from grader.harness.results import Results
 from grader.harness.session import GradingSession
 from grader.measurement.protocol import PerformanceInconclusive
 from grader.verdict import Outcome, TestResult
@@ -39,22 +40,22 @@ OURS = (ExerciseMisconfigured, PerformanceInconclusive, SandboxError)
 class GradingPlugin:
     def __init__(self, session: GradingSession) -> None:
         self.session = session
+        self.results = Results()
         self.items: list[pytest.Item] = []
-        self.collect_errors: list[str] = []
         self._pending: dict[pytest.Item, dict[str, Any]] = {}
         self.reported: set[pytest.Item] = set()
-        self.durations: dict[str, float] = {}  # every test's own time, for the verdict's totals
 
     # ------------------------------------------------------------------ hooks
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[fixtures.SESSION] = self.session
+        config.stash[fixtures.RESULTS] = self.results
         for marker in MARKERS:
             config.addinivalue_line("markers", marker)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self.collect_errors.append(str(report.longrepr)[-3000:])
+            self.results.collect_errors.append(str(report.longrepr)[-3000:])
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         items.sort(
@@ -76,7 +77,7 @@ class GradingPlugin:
         if item.get_closest_marker("performance") is not None:
             if not self.session.measure:
                 pytest.skip("performance is not measured in this run")
-            if self.session.has_failures():
+            if self.results.has_failures():
                 pytest.skip("performance is measured once every correctness test passes")
 
     @pytest.hookimpl(wrapper=True)
@@ -129,28 +130,27 @@ class GradingPlugin:
     def _record(self, item: pytest.Item, state: dict[str, Any]) -> None:
         self.reported.add(item)
         feedback: Feedback = state["feedback"] or Feedback(Outcome.ERROR, "the test did not report a result")
-        if feedback.system_error and not self.session.system_error:
-            self.session.system_error = feedback.system_error
+        if feedback.system_error and not self.results.system_error:
+            self.results.system_error = feedback.system_error
         reveal = self._reveals(item)
         message = feedback.shown(reveal)
         if feedback.status is not None:
-            self.session.implied.append((feedback.status, message))
+            self.results.implied.append((feedback.status, message))
         weight = item.get_closest_marker("weight")
         public = self._public(item)
-        self.durations[item.name] = state["duration"]
-        self.session.results.append(
-            TestResult(
-                name=item.name,
-                visibility="public" if public else "hidden",
-                outcome=feedback.outcome,
-                message=message,
-                hint=feedback.hint,
-                # a hidden test's own duration could be made to spell out its inputs
-                duration_s=round(state["duration"], 4) if public else None,
-                weight=float(weight.args[0]) if weight is not None and weight.args else 1.0,
-                description=_doc(item),
-            )
+        result = TestResult(
+            name=item.name,
+            visibility="public" if public else "hidden",
+            outcome=feedback.outcome,
+            message=message,
+            hint=feedback.hint,
+            # a hidden test's own duration could be made to spell out its inputs
+            duration_s=round(state["duration"], 4) if public else None,
+            weight=float(weight.args[0]) if weight is not None and weight.args else 1.0,
+            description=_doc(item),
         )
+        performance = item.get_closest_marker("performance") is not None
+        self.results.add(result, performance=performance, duration=state["duration"])
 
     def _reveals(self, item: pytest.Item) -> bool:
         """Whether a test's failure may be told in full: its inputs are public, or its author
@@ -161,9 +161,13 @@ class GradingPlugin:
     def _public(self, item: pytest.Item) -> bool:
         return str(getattr(item, "path", "")) == str(self.session.exercise.public_tests.resolve())
 
-    def missing(self) -> list[str]:
-        """Expected tests that reported nothing (the run was cut short): never a pass."""
-        return [item.name for item in self.items if item not in self.reported]
+    def finish(self, exit_code: int, seconds: float) -> Results:
+        """The results, once pytest has ended with `exit_code` after `seconds`. Expected tests
+        that reported nothing (the run was cut short) are listed as missing: never a pass."""
+        self.results.exit_code = exit_code
+        self.results.tests_s = max(seconds - self.results.performance_s, 0.0)
+        self.results.missing = [item.name for item in self.items if item not in self.reported]
+        return self.results
 
 
 def _doc(item: pytest.Item) -> str:
@@ -171,8 +175,9 @@ def _doc(item: pytest.Item) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def run_pytest(plugin: GradingPlugin, paths: list[str], workdir: str) -> int:
-    """Run pytest in this process on `paths`, isolated from any project configuration."""
+def run_pytest(plugin: GradingPlugin, paths: list[str], workdir: str) -> Results:
+    """Run pytest in this process on `paths`, isolated from any project configuration; what
+    the tests observed."""
     ini = f"{workdir}/pytest.ini"
     with open(ini, "w") as f:
         f.write("[pytest]\n")
@@ -197,5 +202,4 @@ def run_pytest(plugin: GradingPlugin, paths: list[str], workdir: str) -> int:
                 or "test_hidden" in name
             ):
                 sys.modules.pop(name, None)
-    plugin.session.timings.tests_s = time.perf_counter() - started
-    return code
+    return plugin.finish(code, time.perf_counter() - started)

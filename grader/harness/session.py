@@ -20,7 +20,7 @@ from grader.harness.location import Locator
 from grader.remote import RemoteError, RemoteModule, RunnerClient, RunnerDied
 from grader.runner import messages
 from grader.runners import ColdStart, Runners
-from grader.verdict import Outcome, PerfResult, Status, TestResult, Timings
+from grader.verdict import Timings
 from sandbox import Sandbox, SandboxError
 
 if TYPE_CHECKING:
@@ -52,10 +52,6 @@ class GradingSession:
         self.measure = measure
         self.limits = exercise.spec.sandbox_limits
         self.timings = Timings()
-        self.results: list[TestResult] = []
-        self.performance: list[PerfResult] = []
-        self.system_error = ""
-        self.implied: list[tuple[Status, str]] = []  # statuses failures implied (resources ran out)
         self.runtime: messages.Runtime | None = None  # what the runner loaded, once started
         self.student: RunnerClient | None = None
         self.module: RemoteModule | None = None
@@ -140,10 +136,6 @@ class GradingSession:
         return self._scratch
 
     # ------------------------------------------------------------------ bookkeeping
-
-    def has_failures(self) -> bool:
-        """A correctness failure so far (being too slow is not one: other thresholds still count)."""
-        return any(r.outcome in (Outcome.FAILED, Outcome.ERROR) for r in self.results)
 
     def close(self) -> None:
         for client in (self.student, self._reference_client):

@@ -196,6 +196,7 @@ def test_peak_memory_around_several_calls(toy_catalog: Catalog, bwrap: Sandbox) 
     import torch
 
     from grader.harness.perf import Perf
+    from grader.harness.results import Results
     from grader.harness.session import GradingSession
 
     exercise = toy_catalog.get("guarded-sum")
@@ -204,7 +205,7 @@ def test_peak_memory_around_several_calls(toy_catalog: Catalog, bwrap: Sandbox) 
     try:
         session.start()
         x = torch.ones(256, 256)
-        result, peak = Perf(session, "t").peak_memory(
+        result, peak = Perf(session, Results(), "t").peak_memory(
             lambda: [session.submission().row_sums(x) for _ in range(2)]
         )
         assert len(result) == 2 and peak > 256 * 256 * 256 * 4  # the 64 MiB intermediate, seen from outside

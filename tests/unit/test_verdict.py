@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from grader.engine import judge
-from grader.verdict import Outcome, Status, worst
+from grader.engine import Runner, judge, verdict_of
+from grader.harness.results import Results
+from grader.verdict import Outcome, Provenance, Status, TestResult, Timings, worst
 
 S = Status
 
@@ -80,3 +83,47 @@ def test_the_verdict_is_a_function_of_what_was_observed(
     expected: tuple[Status, str],
 ) -> None:
     assert judge(death, import_error, implied, outcomes) == expected
+
+
+def _test(name: str, outcome: Outcome, weight: float = 1.0) -> TestResult:
+    return TestResult(name=name, visibility="hidden", outcome=outcome, weight=weight)
+
+
+PASS, FAIL = _test("test_a", R.PASSED, 2.0), _test("test_b", R.FAILED)
+RAN = {"exit_code": 0, "tests": [PASS]}
+
+
+@pytest.mark.parametrize(
+    ("results", "runner", "status", "words"),
+    [
+        (RAN, Runner(), S.PASSED, "passed all 1 tests"),
+        ({"exit_code": 1, "tests": [PASS, FAIL]}, Runner(), S.FAILED, "1 of 2 tests passed"),
+        (RAN, Runner(death=DIED), S.TIMEOUT, "time limit: your code used more than 3 s"),
+        # a run that broke, collected nothing or left a test without a result is ours, never a pass
+        ({"exit_code": 2, "tests": [PASS]}, Runner(), S.SYSTEM_ERROR, "pytest exited with code 2"),
+        ({"exit_code": 0, "tests": []}, Runner(), S.SYSTEM_ERROR, "could not run"),
+        ({**RAN, "collect_errors": ["SyntaxError"]}, Runner(), S.SYSTEM_ERROR, "SyntaxError"),
+        ({**RAN, "missing": ["test_c"]}, Runner(), S.SYSTEM_ERROR, "tests without a result: test_c"),
+        ({**RAN, "system_error": "the reference raised"}, Runner(), S.SYSTEM_ERROR, "the reference raised"),
+        # ... even beside a death the submission earned
+        ({**RAN, "missing": ["test_c"]}, Runner(death=DIED), S.SYSTEM_ERROR, "test_c"),
+    ],
+)
+def test_the_whole_verdict_is_a_function_of_results_and_runner(
+    results: dict[str, Any], runner: Runner, status: Status, words: str
+) -> None:
+    provenance = Provenance(exercise="e", exercise_version="1", submission_sha256="0")
+    verdict = verdict_of(Results(**results), runner, provenance, {"cpu_seconds": 1}, Timings())
+    assert verdict.status is status
+    assert words in f"{verdict.summary} {verdict.message}"
+    if status is not S.SYSTEM_ERROR:
+        passed = sum(t.weight for t in verdict.tests if t.outcome is R.PASSED)
+        assert (verdict.score, verdict.max_score) == (passed, sum(t.weight for t in verdict.tests))
+        assert verdict.provenance is provenance and verdict.limits == {"cpu_seconds": 1}
+
+
+def test_what_the_runner_printed_is_carried_as_it_left_it() -> None:
+    runner = Runner(output="hi\n", output_bytes=3, output_withheld=True, output_truncated=False)
+    provenance = Provenance(exercise="e", exercise_version="1", submission_sha256="0")
+    verdict = verdict_of(Results(**RAN), runner, provenance, {}, Timings())
+    assert (verdict.output, verdict.output_bytes, verdict.output_withheld) == ("hi\n", 3, True)
