@@ -27,6 +27,7 @@ from grader.settings import Settings, get_settings
 from grader.store import make_engine, require_current, sessions
 from web import markdown
 from web.deps import LoginRequired, render
+from web.http import status_of
 from web.services import ServiceError, Web
 
 log = logging.getLogger("grader.web")
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
-        return _error(request, exc.status, exc.message)
+        return _error(request, status_of(exc), exc.message)
 
     @app.exception_handler(RedisError)
     async def queue_down(request: Request, exc: RedisError) -> Response:

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from grader.events import Event, EventKind, SubmissionState
 from grader.jobs import queue as jobqueue
 from grader.store import Submission
-from web.services import Web, snapshot
+from web.services import Web
+from web.services.submissions import snapshot
 
 POLL_S = 2.0
 KEEPALIVE_S = 15.0

@@ -25,7 +25,7 @@ from grader.catalog import content_hash
 from grader.store import ExercisePackage, Role, User
 from tests.e2e.conftest import ROOT, Server, shot
 from web import accounts
-from web.services import passed_slugs
+from web.services.concepts import passed_slugs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

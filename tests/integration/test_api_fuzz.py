@@ -44,7 +44,7 @@ def world(world: World) -> World:
     """The shared world with something to find: graded submissions of two students and a validation."""
     add_submission(world, world.student, "causal-masking")
     add_submission(world, world.other, "rmsnorm", status=Status.FAILED)
-    services.validate_live(world.web, "causal-masking")
+    services.packages.validate_live(world.web, "causal-masking")
     return world
 
 

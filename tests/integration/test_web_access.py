@@ -151,7 +151,7 @@ def test_another_students_submission_is_not_listed(world: World) -> None:
 
 def path_values(world: World) -> dict[str, str]:
     submission = add_submission(world, world.student, "causal-masking")
-    package = services.validate_live(world.web, "causal-masking")
+    package = services.packages.validate_live(world.web, "causal-masking")
     return {
         "slug": "causal-masking",
         "submission_id": str(submission),
@@ -276,7 +276,7 @@ def test_nothing_a_student_can_request_shows_hidden_tests_or_solutions(
         add_submission(world, world.student, "causal-masking"),
         add_submission(world, world.student, "rmsnorm", kind="public", status=Status.FAILED),
     ]
-    package = services.validate_live(world.web, "causal-masking")
+    package = services.packages.validate_live(world.web, "causal-masking")
     slugs = sorted(world.web.catalog().exercises)
     ada, _ = logged_in(world, world.student)
     cookie = "; ".join(f"{k}={v}" for k, v in ada.cookies.items())

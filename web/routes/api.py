@@ -143,7 +143,7 @@ def create_token(body: TokenIn, web: WebDep) -> TokenOut:
     """Trade an email and password for an API token (for `grader submit --server`)."""
     user = accounts.authenticate(web.factory, body.email, body.password)
     if user is None:
-        raise services.ServiceError(401, "Wrong email or password.")
+        raise services.errors.Unauthenticated("Wrong email or password.")
     row, token = accounts.create_token(web.factory, user.id, body.name)
     return TokenOut(id=row.id, name=row.name, token=token)
 
@@ -168,7 +168,7 @@ def concepts(user: ApiUser, web: WebDep) -> list[ConceptOut]:
             status=c.status.value,
             locked_because=c.reason,
         )
-        for t in services.concepts_for(web, user)
+        for t in services.concepts.concepts_for(web, user)
         for c in t.cards
     ]
 
@@ -177,7 +177,7 @@ def concepts(user: ApiUser, web: WebDep) -> list[ConceptOut]:
 def concept(slug: Annotated[str, Field(max_length=100)], user: ApiUser, web: WebDep) -> ConceptDetail:
     """A concept's lesson, skeleton and public tests (never its hidden tests or solution)."""
     exercise = web.exercise(slug)
-    c = services.card_for(web, user, slug)
+    c = services.concepts.card_for(web, user, slug)
     spec = exercise.spec
     return ConceptDetail(
         slug=c.slug,
@@ -214,7 +214,7 @@ def concept(slug: Annotated[str, Field(max_length=100)], user: ApiUser, web: Web
 def concept_notebook(slug: Annotated[str, Field(max_length=100)], user: ApiUser, web: WebDep) -> Response:
     """A concept's student notebook: the lesson, the skeleton as solution cells and the public
     tests as locked cells. Submit it back with `POST /submissions` and a filename ending in .ipynb."""
-    return notebook_download(slug, services.student_notebook(web, user, slug))
+    return notebook_download(slug, services.concepts.student_notebook(web, user, slug))
 
 
 @router.post(
@@ -226,8 +226,9 @@ def concept_notebook(slug: Annotated[str, Field(max_length=100)], user: ApiUser,
 def create_submission(body: SubmissionIn, user: ApiUser, web: WebDep) -> SubmissionOut:
     """Queue a file (a Python file, or a notebook when `filename` ends in .ipynb) for grading;
     follow it with `GET /api/v1/submissions/{id}` or its events."""
-    row = services.submit(web, user, body.exercise, body.source.encode("utf-8"), body.filename, body.kind)
-    return _submission(services.visible_submission(web, user, row.id))
+    source = body.source.encode("utf-8")
+    row = services.submissions.submit(web, user, body.exercise, source, body.filename, body.kind)
+    return _submission(services.submissions.visible_submission(web, user, row.id))
 
 
 @router.get("/submissions", response_model=list[SubmissionOut], responses=ERRORS)
@@ -238,14 +239,14 @@ def list_submissions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[SubmissionOut]:
     """Your submissions, newest first."""
-    return [_submission(r) for r in services.history(web.factory, user.id, exercise, limit)]
+    return [_submission(r) for r in services.submissions.history(web.factory, user.id, exercise, limit)]
 
 
 @router.get("/submissions/{submission_id}", response_model=SubmissionOut, responses=ERRORS)
 def get_submission(submission_id: Id, user: ApiUser, web: WebDep) -> SubmissionOut:
     """A submission with its verdict once graded."""
-    row = services.visible_submission(web, user, submission_id)
-    unlocked = [c.slug for c in services.unlocked_by(web, user, row)]
+    row = services.submissions.visible_submission(web, user, submission_id)
+    unlocked = [c.slug for c in services.submissions.unlocked_by(web, user, row)]
     return _submission(row, verdict=True, unlocked=unlocked)
 
 
@@ -255,7 +256,7 @@ def get_submission(submission_id: Id, user: ApiUser, web: WebDep) -> SubmissionO
 )
 def submission_events(request: Request, submission_id: Id, user: ApiUser, web: WebDep) -> StreamingResponse:
     """Server-sent events: `state` (queue position), `progress` (running test k of n), `done`."""
-    services.visible_submission(web, user, submission_id)
+    services.submissions.visible_submission(web, user, submission_id)
     return StreamingResponse(
         progress.stream(web, request, submission_id), media_type="text/event-stream", headers=SSE_HEADERS
     )
@@ -314,7 +315,7 @@ TEACHER_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 403: {"description"
 @router.get("/instructor/cohort", response_model=CohortOut, responses=TEACHER_ERRORS)
 def cohort(user: ApiTeacher, web: WebDep) -> CohortOut:
     """Students x concepts: passed, attempts and last status; pass rate and median attempts."""
-    data = services.cohort(web)
+    data = services.cohort.cohort(web)
     return CohortOut(
         concepts=[
             {
@@ -354,22 +355,24 @@ def browse(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SubmissionOut]:
-    rows, _ = services.browse(
-        web, services.SubmissionFilter(user=who, exercise=exercise, status=status, limit=limit, offset=offset)
+    where = services.submissions.SubmissionFilter(
+        user=who, exercise=exercise, status=status, limit=limit, offset=offset
     )
+    rows, _ = services.submissions.browse(web, where)
     return [_submission(r) for r in rows]
 
 
 @router.post("/instructor/regrade", response_model=RegradeOut, responses=TEACHER_ERRORS)
 def regrade(body: RegradeIn, user: ApiTeacher, web: WebDep) -> RegradeOut:
     """Queue finished submissions again (those still queued or running are left alone)."""
-    return RegradeOut(queued=services.regrade(web, body.submission_ids, live_version=body.live_version))
+    queued = services.submissions.regrade(web, body.submission_ids, live_version=body.live_version)
+    return RegradeOut(queued=queued)
 
 
 @router.get("/instructor/queue", responses=TEACHER_ERRORS)
 def queue(user: ApiTeacher, web: WebDep) -> dict[str, Any]:
     """Queues, workers and recent failures."""
-    overview = services.queue_overview(web)
+    overview = services.queue.queue_overview(web)
     overview["failures"] = [
         {"id": r.id, "exercise": r.exercise_version.slug, "message": r.message} for r in overview["failures"]
     ]
@@ -387,13 +390,13 @@ async def upload(user: ApiTeacher, web: WebDep, file: Annotated[UploadFile, File
     queue before it can be published."""
     data = await file.read(20 * 1024 * 1024 + 1)
     if len(data) > 20 * 1024 * 1024:
-        raise services.ServiceError(413, "the zip is larger than 20 MB")
-    return _package(services.upload(web, user, data))
+        raise services.errors.TooLarge("the zip is larger than 20 MB")
+    return _package(services.packages.upload(web, user, data))
 
 
 @router.get("/instructor/packages/{package_id}", response_model=PackageOut, responses=TEACHER_ERRORS)
 def package(package_id: Id, user: ApiTeacher, web: WebDep) -> PackageOut:
-    return _package(services.get_package(web, package_id))
+    return _package(services.packages.get_package(web, package_id))
 
 
 @router.post(
@@ -403,4 +406,4 @@ def package(package_id: Id, user: ApiTeacher, web: WebDep) -> PackageOut:
 )
 def publish(package_id: Id, user: ApiTeacher, web: WebDep) -> PackageOut:
     """Make a validated package the version students see."""
-    return _package(services.publish(web, package_id))
+    return _package(services.packages.publish(web, package_id))

@@ -12,6 +12,7 @@ from grader.store import User
 from web import markdown, services
 from web.concepts import ConceptStatus
 from web.deps import Csrf, PageUser, WebDep, render
+from web.http import status_of
 from web.services import Web
 
 router = APIRouter(include_in_schema=False)
@@ -20,7 +21,7 @@ NOTEBOOK_MEDIA_TYPE = "application/x-ipynb+json"
 
 @router.get("/concepts")
 def concept_map(request: Request, user: PageUser, web: WebDep) -> Response:
-    tracks = services.concepts_for(web, user)
+    tracks = services.concepts.concepts_for(web, user)
     total = sum(len(t.cards) for t in tracks)
     passed = sum(t.passed for t in tracks)
     return render(request, "concepts.html", tracks=tracks, total=total, passed=passed)
@@ -42,10 +43,10 @@ def _concept(
     status: int = 200,
 ) -> Response:
     exercise = web.exercise(slug)
-    card = services.card_for(web, user, slug)
-    history = services.history(web.factory, user.id, slug)
+    card = services.concepts.card_for(web, user, slug)
+    history = services.submissions.history(web.factory, user.id, slug)
     if source is None:
-        source = services.editor_source(exercise, history[0] if history else None)
+        source = services.concepts.editor_source(exercise, history[0] if history else None)
     return render(
         request,
         "concept.html",
@@ -59,14 +60,14 @@ def _concept(
         public_tests=exercise.public_tests.read_text(encoding="utf-8"),
         history=history,
         error=error,
-        notebook_limit=services.human_size(NOTEBOOK_MAX_BYTES),
+        notebook_limit=services.submissions.human_size(NOTEBOOK_MAX_BYTES),
     )
 
 
 @router.get("/concepts/{slug}/notebook")
 def concept_notebook(slug: str, user: PageUser, web: WebDep) -> Response:
     """The concept's student notebook, as a download (refused while the concept is locked)."""
-    return notebook_download(slug, services.student_notebook(web, user, slug))
+    return notebook_download(slug, services.concepts.student_notebook(web, user, slug))
 
 
 def notebook_download(slug: str, data: bytes) -> Response:
@@ -97,10 +98,10 @@ async def submit(
         filename = file.filename
         size = file.size
     try:
-        row = services.submit(web, user, slug, raw, filename, kind, size=size)
+        row = services.submissions.submit(web, user, slug, raw, filename, kind, size=size)
+    except services.errors.NotFound:
+        raise
     except services.ServiceError as exc:
-        if exc.status == 404:
-            raise
         # the page again, with the reason and what the learner wrote
-        return _concept(request, slug, user, web, source=source, error=exc.message, status=exc.status)
+        return _concept(request, slug, user, web, source=source, error=exc.message, status=status_of(exc))
     return RedirectResponse(f"/submissions/{row.id}", status_code=303)

@@ -10,12 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import update
 
 from grader.library import exercise_folders
-from grader.store import User, transaction
 from web import services
 from web.deps import MAX_ID, Csrf, Id, TeacherPage, WebDep, flash, render
+from web.http import status_of
 
 router = APIRouter(prefix="/instructor", include_in_schema=False)
 MAX_ZIP = 20 * 1024 * 1024
@@ -28,13 +27,13 @@ def home(user: TeacherPage) -> Response:
 
 @router.get("/exercises")
 def exercises(request: Request, user: TeacherPage, web: WebDep) -> Response:
-    rows, broken = services.exercise_rows(web)
+    rows, broken = services.packages.exercise_rows(web)
     return render(request, "instructor/exercises.html", rows=rows, broken=broken)
 
 
 @router.get("/exercises/{slug}")
 def exercise(request: Request, slug: str, user: TeacherPage, web: WebDep) -> Response:
-    packages = services.packages_of(web, slug)
+    packages = services.packages.packages_of(web, slug)
     try:
         live = web.exercise(slug)
     except services.ServiceError:
@@ -53,14 +52,14 @@ def exercise(request: Request, slug: str, user: TeacherPage, web: WebDep) -> Res
         slug=slug,
         live=live,
         packages=packages,
-        versions=services.versions_of(web, slug),
+        versions=services.packages.versions_of(web, slug),
         files=files,
     )
 
 
 @router.post("/exercises/{slug}/validate", dependencies=[Csrf])
 def validate(request: Request, slug: str, user: TeacherPage, web: WebDep) -> Response:
-    package = services.validate_live(web, slug)
+    package = services.packages.validate_live(web, slug)
     flash(request, f"Validation of {slug} queued.")
     return RedirectResponse(f"/instructor/packages/{package.id}", status_code=303)
 
@@ -82,16 +81,16 @@ async def upload(
             request, "instructor/upload.html", 413, error=f"The zip is larger than {MAX_ZIP // 2**20} MB."
         )
     try:
-        package = services.upload(web, user, data)
+        package = services.packages.upload(web, user, data)
     except services.ServiceError as exc:
-        return render(request, "instructor/upload.html", exc.status, error=exc.message)
+        return render(request, "instructor/upload.html", status_of(exc), error=exc.message)
     flash(request, f"Uploaded {package.slug}; validation is queued.")
     return RedirectResponse(f"/instructor/packages/{package.id}", status_code=303)
 
 
 @router.get("/packages/{package_id}")
 def package(request: Request, package_id: Id, user: TeacherPage, web: WebDep) -> Response:
-    row = services.get_package(web, package_id)
+    row = services.packages.get_package(web, package_id)
     files: list[tuple[str, str]] = []
     if row.path:
         root = web.settings.data_dir / row.path
@@ -110,41 +109,35 @@ def package(request: Request, package_id: Id, user: TeacherPage, web: WebDep) ->
 
 @router.get("/packages/{package_id}/state")
 def package_state(package_id: Id, user: TeacherPage, web: WebDep) -> Response:
-    row = services.get_package(web, package_id)
+    row = services.packages.get_package(web, package_id)
     return JSONResponse({"id": row.id, "state": row.state, "message": row.message})
 
 
 @router.post("/packages/{package_id}/publish", dependencies=[Csrf])
 def publish(request: Request, package_id: Id, user: TeacherPage, web: WebDep) -> Response:
     try:
-        row = services.publish(web, package_id)
+        row = services.packages.publish(web, package_id)
         flash(request, f"Published: students now see this version of {row.slug}.")
+    except services.errors.NotFound:
+        raise
     except services.ServiceError as exc:
-        if exc.status == 404:
-            raise
         flash(request, exc.message, "error")
     return RedirectResponse(f"/instructor/packages/{package_id}", status_code=303)
 
 
 @router.post("/packages/{package_id}/validate", dependencies=[Csrf])
 def revalidate(request: Request, package_id: Id, user: TeacherPage, web: WebDep) -> Response:
-    from grader.jobs import packages as jobpackages
-    from grader.jobs import queue as jobqueue
-
-    services.get_package(web, package_id)
-    redis = web.redis()
-    job_id = jobpackages.requeue(web.factory, package_id)
-    if job_id is None:
-        flash(request, "This package is published or already waiting for validation.", "error")
-    else:
-        jobqueue.enqueue_validation(redis, package_id, job_id)
+    try:
+        services.packages.revalidate(web, package_id)
         flash(request, "Validation queued again.")
+    except services.errors.Conflict as exc:
+        flash(request, exc.message, "error")
     return RedirectResponse(f"/instructor/packages/{package_id}", status_code=303)
 
 
 @router.get("/cohort")
 def cohort(request: Request, user: TeacherPage, web: WebDep) -> Response:
-    return render(request, "instructor/cohort.html", cohort=services.cohort(web))
+    return render(request, "instructor/cohort.html", cohort=services.cohort.cohort(web))
 
 
 @router.post("/users/{user_id}/plan", dependencies=[Csrf])
@@ -155,10 +148,7 @@ def set_plan(
     web: WebDep,
     plan: Annotated[str, Form(pattern="^(free|pro)$")] = "free",
 ) -> Response:
-    with transaction(web.factory) as session:
-        changed = session.execute(update(User).where(User.id == user_id).values(plan=plan)).rowcount  # type: ignore[attr-defined]
-    if not changed:
-        raise services.NotFound(f"user {user_id}")
+    services.users.set_plan(web, user_id, plan)
     flash(request, f"Plan set to {plan}.")
     return RedirectResponse("/instructor/cohort", status_code=303)
 
@@ -174,7 +164,7 @@ def submissions(
     kind: Annotated[str | None, Query(max_length=8)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    where = services.SubmissionFilter(
+    where = services.submissions.SubmissionFilter(
         user=who or None,
         exercise=exercise or None,
         status=status or None,
@@ -182,7 +172,7 @@ def submissions(
         limit=50,
         offset=(page - 1) * 50,
     )
-    rows, total = services.browse(web, where)
+    rows, total = services.submissions.browse(web, where)
     return render(
         request,
         "instructor/submissions.html",
@@ -205,7 +195,7 @@ async def regrade(request: Request, user: TeacherPage, web: WebDep) -> Response:
     if not ids:
         flash(request, "Select the submissions to regrade.", "error")
     else:
-        count = services.regrade(web, ids)
+        count = services.submissions.regrade(web, ids)
         skipped = len(ids) - count
         flash(
             request,
@@ -223,7 +213,7 @@ async def regrade(request: Request, user: TeacherPage, web: WebDep) -> Response:
 @router.get("/queue")
 def queue(request: Request, user: TeacherPage, web: WebDep) -> Response:
     try:
-        overview = services.queue_overview(web)
+        overview = services.queue.queue_overview(web)
         error = None
     except services.ServiceError as exc:
         overview, error = None, exc.message

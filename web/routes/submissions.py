@@ -38,7 +38,7 @@ def perf_chart(verdict: Verdict) -> list[dict[str, Any]]:
 
 @router.get("/submissions/{submission_id}")
 def submission_page(request: Request, submission_id: Id, user: PageUser, web: WebDep) -> Response:
-    row = services.visible_submission(web, user, submission_id)
+    row = services.submissions.visible_submission(web, user, submission_id)
     verdict = Verdict.model_validate(row.verdict) if row.verdict else None
     slug = row.exercise_version.slug
     try:
@@ -54,10 +54,10 @@ def submission_page(request: Request, submission_id: Id, user: PageUser, web: We
         title=title,
         verdict=verdict,
         chart=perf_chart(verdict) if verdict else [],
-        unlocked=services.unlocked_by(web, user, row),
-        state=services.snapshot(web, row),
+        unlocked=services.submissions.unlocked_by(web, user, row),
+        state=services.submissions.snapshot(web, row),
         source=row.source.decode("utf-8", "replace"),
-        graded=services.graded_module(web, row, verdict),
+        graded=services.submissions.graded_module(web, row, verdict),
         owner=row.user,
         mine=row.user_id == user.id,
     )
@@ -65,7 +65,7 @@ def submission_page(request: Request, submission_id: Id, user: PageUser, web: We
 
 @router.get("/submissions/{submission_id}/events")
 def submission_events(request: Request, submission_id: Id, user: PageUser, web: WebDep) -> Response:
-    services.visible_submission(web, user, submission_id)
+    services.submissions.visible_submission(web, user, submission_id)
     return StreamingResponse(
         progress.stream(web, request, submission_id), media_type="text/event-stream", headers=SSE_HEADERS
     )
