@@ -2,8 +2,11 @@
 and Docker), against its golden verdict.
 
 Each file in cases/ is one submission to the `guarded-sum` fixture exercise (tight limits) with
-`# expect: <status>` and optional `# check: <name>` lines. Where a defence is observable from
-inside, the case computes the right answer only if the defence held, so `passed` means it did.
+`# expect: <status>` and optional `# check: <name>` lines. A case marked `# scope: harness` attacks
+only what the trusted side does with the runner's answers (forged frames, error reports, values
+built to leak): its defence is the same whatever the sandbox, so it is graded in bubblewrap only.
+Where a defence is observable from inside, the case computes the right answer only if the
+defence held, so `passed` means it did.
 After every case: no process of the sandbox user, no cgroup and no container of ours is left, and
 this same process goes on grading the next one (the worker keeps serving).
 """
@@ -16,6 +19,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +34,7 @@ from tests.conftest import docker_leftovers, sandbox_processes
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted((Path(__file__).parent / "cases").glob("*.py"))
+BACKENDS = ("bwrap", "bwrap_fork", "docker")
 LEAKED = re.compile(r"LEAK( \[|_[0-9m]| in )")
 
 
@@ -65,7 +70,7 @@ def curriculum() -> Catalog:
     return load_catalog(ROOT / "exercises", ROOT / "solutions")
 
 
-@pytest.fixture(scope="module", params=["bwrap", "bwrap_fork", "docker"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def hostile_backend(request: pytest.FixtureRequest) -> Sandbox:
     backend: Sandbox = request.getfixturevalue(request.param)
     return backend
@@ -96,16 +101,28 @@ def our_cgroups() -> list[Path]:
     ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def _gradings() -> list[Any]:
+    """Each case in each sandbox (in bubblewrap only for a case scoped to the harness)."""
+    pairs = []
+    for backend in BACKENDS:
+        for case in CASES:
+            if backend == BACKENDS[0] or header(case.read_text(), "scope") != ["harness"]:
+                pairs.append(pytest.param(case, backend, id=f"{backend}-{case.stem}"))
+    return pairs
+
+
+@pytest.mark.parametrize(("case", "backend_name"), _gradings())
 def test_hostile_submission(
     case: Path,
+    backend_name: str,
     target: Exercise,
     curriculum: Catalog,
-    hostile_backend: Sandbox,
     tmp_path: Path,
     listeners: tuple[int, str],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
+    hostile_backend: Sandbox = request.getfixturevalue(backend_name)
     text = case.read_text()
     exercise = curriculum.get(header(text, "target")[0]) if header(text, "target") else target
     (expect,) = header(text, "expect")

@@ -1,4 +1,5 @@
 # expect: runtime_error
+# scope: harness
 # threat: answers with one large buffer referenced many times, to make the harness copy it over and over
 import sys
 

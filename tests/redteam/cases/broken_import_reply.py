@@ -1,4 +1,5 @@
 # expect: runtime_error
+# scope: harness
 # threat: makes the runner answer the import with something that is not a list of names, to crash the harness
 import sys
 

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: picks which of its own lines raises from a hidden input, so that the reported line spells it
 # check: one-location
 def row_sums(x):

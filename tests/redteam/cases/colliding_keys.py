@@ -1,4 +1,5 @@
 # expect: runtime_error
+# scope: harness
 # threat: answers with a set of integers built to share one hash, to make the harness's decoding quadratic
 import json
 import sys

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: puts the hidden inputs into its exception message
 # check: no-leak
 def row_sums(x):

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: raises from a code object whose name and first line it rewrote to spell the hidden inputs
 # check: seed-blind
 import types

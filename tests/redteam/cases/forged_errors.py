@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: rewrites the runner's error reports: a forbidden-call disguise carrying the inputs,
 #         frames that are not numbers, an exit code of a thousand digits
 # check: no-leak

@@ -1,4 +1,5 @@
 # expect: runtime_error
+# scope: harness
 # threat: answers a call with a frame announcing a 16 MB header of a huge JSON list, then trickles the rest
 import os
 import struct

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: rewires the runner's block handler to answer at once and compute in the background,
 #         so that the timed window looks empty
 import sys

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: smuggles the hidden inputs out through an exception class name and a returned object's class name
 # check: no-leak
 def row_sums(x):

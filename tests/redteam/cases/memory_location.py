@@ -1,4 +1,5 @@
 # expect: memory_limit
+# scope: harness
 # threat: raises MemoryError from a renamed, moved code object: the memory_limit summary spells the inputs
 # check: seed-blind
 import types

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: patches torch.allclose, torch.equal, unittest and pytest in its own process, returns wrong sums
 import unittest
 

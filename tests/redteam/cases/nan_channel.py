@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: returns NaNs whose count and first index spell the hidden inputs
 # check: seed-blind
 def row_sums(x):

@@ -1,4 +1,5 @@
 # expect: passed
+# scope: harness
 # threat: prints bytes that look like protocol frames, on stdout and stderr and straight to fd 1 and 2
 import os
 import sys

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: returns an empty tensor whose shape spells the hidden inputs
 # check: seed-blind
 import torch

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: returns a tensor subclass whose __torch_function__ answers every comparison with True
 import torch
 

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: raises what the trusted side cannot rebuild: a group, a raising __str__, a cycle of causes
 # check: seed-blind
 class Unprintable(Exception):

@@ -1,4 +1,5 @@
 # expect: failed
+# scope: harness
 # threat: wrong values whose number and position spell the hidden inputs; a list of a telling length
 # check: seed-blind
 def row_sums(x):
