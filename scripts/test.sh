@@ -30,4 +30,7 @@ export GRADER_VALIDATION_CACHE
 if [[ $quick == 1 ]]; then
     exec .venv/bin/python -m pytest tests/unit "$@"
 fi
-exec .venv/bin/python -m pytest "$@"
+# Spread over the cores (GRADER_TEST_WORKERS to choose how many): a grading mostly waits on its
+# sandbox, and the verdicts must be the same on a busy machine anyway. Idle workers steal queued
+# tests, so one long test (an exercise's validation) does not hold the others back.
+exec .venv/bin/python -m pytest -n "${GRADER_TEST_WORKERS:-auto}" --dist worksteal "$@"
