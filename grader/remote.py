@@ -249,7 +249,6 @@ class RunnerClient:
         self.cpu_started: int | None = None  # read once the runner is found (see handshake)
         self.runtime = messages.Runtime(torch=None, device="cpu", seconds=0.0)  # what `init` reported
         self.restart_clock()
-        self.baseline_bytes: dict[str, int] = {"cgroup": 0, "procfs": 0}
         self.setups: dict[Any, RemoteObject] = {}  # per-side objects made for measured calls
         for fd in (process.stdin, process.stdout, process.stderr):
             os.set_blocking(fd, False)
@@ -281,7 +280,7 @@ class RunnerClient:
         info = self.request(request, timeout=STARTUP_SECONDS, what="loading the runtime")
         self.runtime = info
         # the runtime alone, before any submission code, as each memory source sees it
-        self.baseline_bytes = {source: self.process.memory_bytes(source) for source in ("cgroup", "procfs")}
+        self.process.keep_memory_baseline()
         self.restart_clock()  # the sandbox's time limits are the submission's: they start now
         return info
 

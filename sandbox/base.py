@@ -8,6 +8,7 @@ import signal
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -87,6 +88,7 @@ class SandboxProcess:
         self.lease = lease
         self.uid = None if lease is None else lease.uid
         self.runner_pid: int | None = None if nested else popen.pid
+        self.memory_baseline: dict[str, int] = {}  # bytes in use before the submission, per source
         self.killed = False
         self.closed = False
         if popen.stdin is None or popen.stdout is None or popen.stderr is None:
@@ -161,6 +163,15 @@ class SandboxProcess:
         if source == "cgroup" and self.cgroup is not None:
             return self.cgroup.memory_peak_bytes()
         return _status_kb(self._runner(), "VmHWM") * 1024
+
+    def keep_memory_baseline(self) -> None:
+        """Remember the memory in use now (the runtime loaded, no submission code run yet), as
+        each source sees it: peaks are measured above it."""
+        self.memory_baseline = {source: self.memory_bytes(source) for source in ("cgroup", "procfs")}
+
+    def watch_memory_peak(self) -> MemoryPeak:
+        """Start tracking the peak afresh; read it with `MemoryPeak.above_baseline`."""
+        return MemoryPeak(self, self.reset_memory_peak())
 
     def reset_memory_peak(self) -> str:
         """Restart peak tracking; returns the source that now tracks it ("cgroup" or "procfs"),
@@ -266,3 +277,16 @@ def _status_kb(pid: int, key: str) -> int:
     except OSError:
         pass
     return 0
+
+
+@dataclass(frozen=True)
+class MemoryPeak:
+    """A peak being tracked in a sandbox, by the one source (`cgroup` or `procfs`) that tracks it."""
+
+    process: SandboxProcess
+    source: str
+
+    def above_baseline(self) -> int:
+        """The peak since tracking began, less the memory in use before the submission."""
+        peak = self.process.memory_peak_bytes(self.source)
+        return max(peak - self.process.memory_baseline.get(self.source, 0), 0)

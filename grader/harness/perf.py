@@ -110,9 +110,9 @@ class Perf:
         if student is None:
             raise RuntimeError("no submission runner")
         student.request(messages.Settle(), what="settling memory")
-        source = student.process.reset_memory_peak()
+        peak = student.process.watch_memory_peak()
         result = work()
-        return result, max(student.process.memory_peak_bytes(source) - student.baseline_bytes[source], 0)
+        return result, peak.above_baseline()
 
     def probe(self, call: Call) -> dict[str, Any]:
         """What one call of the submission allocates and computes (runner-reported)."""

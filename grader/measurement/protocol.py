@@ -271,11 +271,10 @@ def memory_ratio(
         outputs = {}
         for label, client in clients.items():
             client.request(messages.Settle(), timeout=client.limits.cpu_seconds, what="settling memory")
-            source = client.process.reset_memory_peak()
-            sources.add(source)
+            peak = client.process.watch_memory_peak()
+            sources.add(peak.source)
             outputs[label] = block(client, [call], what="a measured call").outputs[0]
-            peak = client.process.memory_peak_bytes(source) - client.baseline_bytes[source]
-            peaks[label].append(max(peak, 0))
+            peaks[label].append(peak.above_baseline())
         check(outputs["submission"], outputs["reference"])
     sub, ref = float(np.median(peaks["submission"])), float(np.median(peaks["reference"]))
     ratio = sub / max(ref, 1024 * 1024)  # below a MiB the reference's figure is allocator noise

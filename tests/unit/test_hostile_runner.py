@@ -81,8 +81,8 @@ class FakeRunner:
     def waiting(self) -> bool:
         return False
 
-    def memory_bytes(self, source: str) -> int:
-        return 0
+    def keep_memory_baseline(self) -> None:
+        pass
 
     def oom_killed(self) -> bool:
         return False
