@@ -139,12 +139,14 @@ def fork_bomb():
 
 
 def daemon():
-    if os.fork() == 0:
+    middle = os.fork()
+    if middle == 0:
         os.setsid()
         if os.fork() == 0:
             import time
             time.sleep(600)
         os._exit(0)
+    os.waitpid(middle, 0)  # the middle process is gone, the daemon lives on: as a daemon starts
     return True
 """
 
