@@ -214,12 +214,16 @@ class Output:
 class _Clock:
     """The limits of one exchange with the runner, and the time it has spent waiting on its own."""
 
-    cpu_start: int  # the sandbox's CPU time when the exchange began, ns
-    cpu_limit_ns: int | None  # CPU ns it may use (the call's, or what the sandbox has left); None: unread
+    call_ns: int | None  # CPU ns the call may use; None: no CPU clock (the runner is not found yet)
+    lifetime_end_ns: int  # the sandbox's CPU reading at which its whole budget is spent
     cpu_seconds: float  # the call's limit, as its message names it
     wall_deadline: float  # time.monotonic() of the wall-clock backstop
     backstop_seconds: float
-    lifetime: bool  # the sandbox's lifetime budget, not the call's, is the nearer limit
+    # the sandbox's CPU time when the exchange began: read before sending for a timed exchange;
+    # otherwise at the first look at the clocks (an answer within CLOCK_CHECK_SECONDS reads no
+    # clock at all, and the few ms before that look are not counted against the call's limit)
+    cpu_start: int | None = None
+    lifetime: bool = False  # the sandbox's lifetime budget, not the call's, was the nearer limit
     waited: float = 0.0  # seconds every thread of the sandbox was seen asleep, before the reply began
     last_seen_waiting: float | None = None  # time.monotonic() of the last look that saw it asleep
     replying: bool = False  # the reply's first byte has come: from then on the runner waits on us
@@ -227,12 +231,23 @@ class _Clock:
     def look(self, process: SandboxProcess) -> None:
         """Count the time since the last look as waiting when both looks found the sandbox asleep."""
         now = time.monotonic()
-        if self.replying or self.cpu_limit_ns is None or not process.waiting():
+        if self.replying or self.call_ns is None or not process.waiting():
             self.last_seen_waiting = None
             return
         if self.last_seen_waiting is not None:
             self.waited += now - self.last_seen_waiting
         self.last_seen_waiting = now
+
+    def cpu_left(self, process: SandboxProcess) -> float:
+        """CPU ns left to the exchange: the call's limit, or what the sandbox has left if less."""
+        if self.call_ns is None:
+            return 1e18
+        now = process.cpu_ns()
+        if self.cpu_start is None:
+            self.cpu_start = now
+        call_left, lifetime_left = self.cpu_start + self.call_ns - now, self.lifetime_end_ns - now
+        self.lifetime = lifetime_left < call_left
+        return min(call_left, lifetime_left)
 
 
 class RunnerClient:
@@ -339,25 +354,33 @@ class RunnerClient:
         Raises RemoteError when the submission raised, RunnerDied when the runner is gone (or
         answered anything but the reply the request asks for).
         """
-        return self.timed_request(request, timeout=timeout, what=what)[0]
+        return self._exchange(request, timeout, what, timed=False)[0]
 
     def timed_request(
         self, request: messages.Request[R], *, timeout: float | None = None, what: str = "a call"
     ) -> tuple[R, int, int]:
         """`request`, with the runner's CPU time and the wall time from just before the request
         is sent until its whole reply has arrived (the harness's own encoding excluded)."""
+        return self._exchange(request, timeout, what, timed=True)
+
+    def _exchange(
+        self, request: messages.Request[R], timeout: float | None, what: str, *, timed: bool
+    ) -> tuple[R, int, int]:
         if self.death is not None:
             raise RunnerDied(self.death, self.label)
         encoder = codec.Encoder(self.caps)
         encoder.to_handle = functools.partial(_to_reference, encoder)
         parts = encoder.frame(request.to_wire(encoder.encode))
         clock = self._clock(timeout or self.limits.call_seconds)
-        cpu0, wall0 = clock.cpu_start, time.perf_counter_ns()
+        if timed:
+            clock.cpu_start = self.process.cpu_ns()
+        wall0 = time.perf_counter_ns()
         self._send(parts, clock, what)
         header, buffers = self._receive(clock, what)
-        wall1, cpu1 = time.perf_counter_ns(), self.process.cpu_ns()
+        wall1 = time.perf_counter_ns()
+        cpu = self.process.cpu_ns() - (clock.cpu_start or 0) if timed else 0
         reply = self._read(header, buffers, clock.wall_deadline, request.REPLY, what, request)
-        return cast(R, reply), cpu1 - cpu0, wall1 - wall0
+        return cast(R, reply), cpu, wall1 - wall0
 
     def _read(
         self,
@@ -422,28 +445,20 @@ class RunnerClient:
         of its lifetime's), with its wall-clock backstop."""
         now = time.monotonic()
         backstop = cpu_seconds * WALL_FACTOR + WALL_SLACK_SECONDS
+        wall_deadline = min(now + backstop, self.deadline)
         if not cpu or self.cpu_started is None:
-            return _Clock(0, None, cpu_seconds, min(now + backstop, self.deadline), backstop, False)
-        start = self.process.cpu_ns()
-        lifetime_left = self.limits.cpu_seconds * 1e9 - (start - self.cpu_started)
-        return _Clock(
-            cpu_start=start,
-            cpu_limit_ns=int(min(cpu_seconds * 1e9, max(lifetime_left, 0))),
-            cpu_seconds=cpu_seconds,
-            wall_deadline=min(now + backstop, self.deadline),
-            backstop_seconds=backstop,
-            lifetime=lifetime_left < cpu_seconds * 1e9,
-        )
+            return _Clock(None, 0, cpu_seconds, wall_deadline, backstop)
+        lifetime_end = self.cpu_started + int(self.limits.cpu_seconds * 1e9)
+        return _Clock(int(cpu_seconds * 1e9), lifetime_end, cpu_seconds, wall_deadline, backstop)
 
     def _send(self, parts: list[bytes], clock: _Clock, what: str) -> None:
         for part in parts:
             view = memoryview(part)
             while view.nbytes:
-                self._wait({self.process.stdin: select.POLLOUT}, clock, what)
                 try:
                     view = view[os.write(self.process.stdin, view) :]
-                except BlockingIOError:
-                    continue
+                except BlockingIOError:  # the pipe is full: wait for the runner to read
+                    self._wait({self.process.stdin: select.POLLOUT}, clock, what)
                 except BrokenPipeError:
                     self._died_on_eof(what)
 
@@ -487,9 +502,7 @@ class RunnerClient:
             ready = poller.poll(max(0, int((min(check_at, clock.wall_deadline) - now) * 1000) + 1))
             if time.monotonic() >= check_at or not ready:
                 wall_left = clock.wall_deadline - time.monotonic()
-                cpu_left = 1e18
-                if clock.cpu_limit_ns is not None:
-                    cpu_left = clock.cpu_limit_ns - (self.process.cpu_ns() - clock.cpu_start)
+                cpu_left = clock.cpu_left(self.process)
                 if want.get(self.process.stdout) == select.POLLIN:
                     clock.look(self.process)
                 if wall_left <= 0 or cpu_left <= 0 or clock.waited > clock.cpu_seconds:
