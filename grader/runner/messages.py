@@ -353,35 +353,33 @@ class SetAttr(Request[Done]):
 
 
 @dataclass(frozen=True)
-class Call(Request[Value]):
+class _Invocation:
+    """A call of object `obj` (0: the module) or of its dotted attribute `attr`."""
+
+    obj: int
+    attr: str | None
+    args: Any
+    kwargs: Any
+
+
+@dataclass(frozen=True)
+class Call(_Invocation, Request[Value]):
     OP: ClassVar[Op] = Op.CALL
     REPLY: ClassVar[type[Reply]] = Value
-    obj: int
-    attr: str | None
-    args: Any
-    kwargs: Any
 
 
 @dataclass(frozen=True)
-class CallWarned(Request[Warned]):
+class CallWarned(_Invocation, Request[Warned]):
     OP: ClassVar[Op] = Op.CALL_WARNED
     REPLY: ClassVar[type[Reply]] = Warned
-    obj: int
-    attr: str | None
-    args: Any
-    kwargs: Any
 
 
 @dataclass(frozen=True)
-class Keep(Request[Kept]):
+class Keep(_Invocation, Request[Kept]):
     """Call, and keep the result (item `pick` of it) in the runner, whatever it is."""
 
     OP: ClassVar[Op] = Op.KEEP
     REPLY: ClassVar[type[Reply]] = Kept
-    obj: int
-    attr: str | None
-    args: Any
-    kwargs: Any
     pick: int | None = None
 
 
@@ -421,25 +419,17 @@ class Block(Request[Value]):
 
 
 @dataclass(frozen=True)
-class Probe(Request[Probed]):
+class Probe(_Invocation, Request[Probed]):
     OP: ClassVar[Op] = Op.PROBE
     REPLY: ClassVar[type[Reply]] = Probed
-    obj: int
-    attr: str | None
-    args: Any
-    kwargs: Any
 
 
 @dataclass(frozen=True)
-class Backward(Request[Backpropagated]):
+class Backward(_Invocation, Request[Backpropagated]):
     """Call, then backpropagate `grad_output` (None for a scalar output) through the result."""
 
     OP: ClassVar[Op] = Op.BACKWARD
     REPLY: ClassVar[type[Reply]] = Backpropagated
-    obj: int
-    attr: str | None
-    args: Any
-    kwargs: Any
     grad_output: Any = None
 
 
