@@ -12,6 +12,7 @@ import itertools
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -59,7 +60,18 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_for(lambda: self.socket.exists(), "redis-server")
+        _wait_for(self.answers, "redis-server")
+
+    def answers(self) -> bool:
+        """Redis answers PING (its socket file appears when it binds, before it listens)."""
+        try:
+            with socket.socket(socket.AF_UNIX) as conn:
+                conn.settimeout(1)
+                conn.connect(str(self.socket))
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None:
