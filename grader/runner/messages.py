@@ -353,7 +353,7 @@ class SetAttr(Request[Done]):
 
 
 @dataclass(frozen=True)
-class _Invocation:
+class Invocation:
     """A call of object `obj` (0: the module) or of its dotted attribute `attr`."""
 
     obj: int
@@ -363,19 +363,19 @@ class _Invocation:
 
 
 @dataclass(frozen=True)
-class Call(_Invocation, Request[Value]):
+class Call(Invocation, Request[Value]):
     OP: ClassVar[Op] = Op.CALL
     REPLY: ClassVar[type[Reply]] = Value
 
 
 @dataclass(frozen=True)
-class CallWarned(_Invocation, Request[Warned]):
+class CallWarned(Invocation, Request[Warned]):
     OP: ClassVar[Op] = Op.CALL_WARNED
     REPLY: ClassVar[type[Reply]] = Warned
 
 
 @dataclass(frozen=True)
-class Keep(_Invocation, Request[Kept]):
+class Keep(Invocation, Request[Kept]):
     """Call, and keep the result (item `pick` of it) in the runner, whatever it is."""
 
     OP: ClassVar[Op] = Op.KEEP
@@ -419,13 +419,13 @@ class Block(Request[Value]):
 
 
 @dataclass(frozen=True)
-class Probe(_Invocation, Request[Probed]):
+class Probe(Invocation, Request[Probed]):
     OP: ClassVar[Op] = Op.PROBE
     REPLY: ClassVar[type[Reply]] = Probed
 
 
 @dataclass(frozen=True)
-class Backward(_Invocation, Request[Backpropagated]):
+class Backward(Invocation, Request[Backpropagated]):
     """Call, then backpropagate `grad_output` (None for a scalar output) through the result."""
 
     OP: ClassVar[Op] = Op.BACKWARD

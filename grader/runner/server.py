@@ -174,15 +174,13 @@ class Server:
         return messages.Done()
 
     def op_call(self, request: messages.Call) -> messages.Value:
-        fn = self.target(request.obj, request.attr)
-        args, kwargs = self.arguments(request.args, request.kwargs)
+        fn, args, kwargs = self.invocation(request)
         out = fn(*args, **kwargs)
         self.synchronize()
         return messages.Value(out)
 
     def op_call_warned(self, request: messages.CallWarned) -> messages.Warned:
-        fn = self.target(request.obj, request.attr)
-        args, kwargs = self.arguments(request.args, request.kwargs)
+        fn, args, kwargs = self.invocation(request)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = fn(*args, **kwargs)
@@ -191,8 +189,7 @@ class Server:
 
     def op_keep(self, request: messages.Keep) -> messages.Kept:
         """Call, and keep the result here, whatever it is; answer a handle."""
-        fn = self.target(request.obj, request.attr)
-        args, kwargs = self.arguments(request.args, request.kwargs)
+        fn, args, kwargs = self.invocation(request)
         out = fn(*args, **kwargs)
         kept = out if request.pick is None else out[request.pick]
         ident = next(self.ids)
@@ -249,8 +246,7 @@ class Server:
         in argument order, and the gradients of the called object's parameters when it is a
         torch module (or a method of one)."""
         torch = sys.modules["torch"]
-        fn = self.target(request.obj, request.attr)
-        args, kwargs = self.arguments(request.args, request.kwargs)
+        fn, args, kwargs = self.invocation(request)
         grad_output = self.on_device(request.grad_output)
         out = fn(*args, **kwargs)
         outputs = list(out) if isinstance(out, tuple | list) else [out]
@@ -291,15 +287,17 @@ class Server:
     def op_probe(self, request: messages.Probe) -> messages.Probed:
         from grader.runner import probe
 
-        fn = self.target(request.obj, request.attr)
-        args, kwargs = self.arguments(request.args, request.kwargs)
+        fn, args, kwargs = self.invocation(request)
         out, stats = probe.measure(fn, args, kwargs)
         return messages.Probed(out, stats)
 
-    def arguments(self, args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+    def invocation(self, request: messages.Invocation) -> tuple[Any, list[Any], dict[str, Any]]:
+        """What a call request names: the callable, and its arguments on the exercise's device."""
+        fn = self.target(request.obj, request.attr)
+        args, kwargs = request.args, request.kwargs
         if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
             raise codec.CodecError("arguments must be a list and a dict")
-        return [self.on_device(a) for a in args], {k: self.on_device(v) for k, v in kwargs.items()}
+        return fn, [self.on_device(a) for a in args], {k: self.on_device(v) for k, v in kwargs.items()}
 
     def on_device(self, value: Any) -> Any:
         """Inputs go to the exercise's device (a GPU runner computes on the GPU); leaves that
