@@ -135,7 +135,7 @@ def test_enqueue_then_status_wait_gives_the_verdict(
     assert verdict["provenance"]["exercise"] == "quick-sum" and verdict["provenance"]["sandbox"] == "bwrap"
     verdict = json.loads(cli(env, "status", str(wrong), "--wait", "--json", "--timeout", "90").stdout)
     assert verdict["status"] == "failed"
-    assert "failed" in cli(env, "status", str(wrong)).stdout
+    assert "Failed" in cli(env, "status", str(wrong)).stdout
 
 
 def test_progress_is_published(env: dict[str, str], tmp_path: Path, workers: Workers, redis_url: str) -> None:
