@@ -1,7 +1,8 @@
 """Do speed verdicts hold on a busy machine? Re-grades two submissions, one at about 0.7x and one
 at about 1.4x an exercise's speed limit, many times each while other processes keep cores busy,
-and prints how many verdicts flipped, how many ended in a system error, and the spread of the
-measured ratios.
+and prints how many verdicts flipped, how many ended in a system error, the spread of the
+measured ratios, and how far a single pair of timed blocks strayed from its grading's median (the
+margin behind the early "three times over" decision).
 
     .venv/bin/python benchmarks/stability.py [--repeats 20] [--hog 1] [--exercise causal-masking]
         [--through direct|queue] [--workers 2] [--factors 0.7,1.4]
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import math
 import statistics
 import subprocess
 import sys
@@ -55,10 +57,16 @@ def slowed(exercise: Exercise, function: str, k: int) -> bytes:
     return (exercise.solution.read_text() + SLOWED.format(name=function, k=k)).encode()
 
 
-def outcome(verdict: Verdict | dict, name: str) -> tuple[str, float | None]:
+def outcome(verdict: Verdict | dict, name: str) -> tuple[str, float | None, float | None]:
+    """The verdict's status, the threshold's ratio, and how far its farthest single pair strayed
+    from the median of its pairs (a factor: 1.2 is 20% over or under)."""
     data = verdict if isinstance(verdict, dict) else verdict.model_dump(mode="json")
-    ratios = [p["ratio"] for p in data.get("performance", []) if p["name"] == name]
-    return str(data["status"]), (ratios[0] if ratios else None)
+    found = [p for p in data.get("performance", []) if p["name"] == name]
+    if not found:
+        return str(data["status"]), None, None
+    logs = [math.log(s / r) for s, r in found[0].get("samples") or [] if s > 0 and r > 0]
+    stray = math.exp(max(abs(v - statistics.median(logs)) for v in logs)) if logs else None
+    return str(data["status"]), found[0]["ratio"], stray
 
 
 def main() -> None:
@@ -84,9 +92,10 @@ def main() -> None:
     filename = f"{exercise.spec.entrypoint}.py"
 
     def quiet(k: int) -> tuple[str, float | None]:
-        return outcome(
+        status, ratio, _ = outcome(
             grade(exercise, slowed(exercise, args.function, k), backend, filename=filename), args.threshold
         )
+        return status, ratio
 
     _, doubled = quiet(2)
     slope = max((doubled or 2.0) - 1, 0.05)  # the ratio gained per extra pass over the work
@@ -106,7 +115,7 @@ def main() -> None:
         if args.hog
         else None
     )
-    results: dict[str, list[tuple[str, float | None]]] = collections.defaultdict(list)
+    results: dict[str, list[tuple[str, float | None, float | None]]] = collections.defaultdict(list)
     started = time.monotonic()
     try:
         if args.through == "direct":
@@ -147,15 +156,18 @@ def main() -> None:
         "flips",
         "system errors",
         "ratio min / median / max",
+        "farthest pair",
     ):
         table.add_column(column, justify="right")
     total_flips = total_errors = 0
     for label, (_, expected) in kinds.items():
-        statuses = collections.Counter(s for s, _ in results[label])
+        statuses = collections.Counter(s for s, _, _ in results[label])
         errors = statuses["system_error"]
         flips = sum(n for s, n in statuses.items() if s not in (expected, "system_error"))
-        ratios = sorted(r for _, r in results[label] if r is not None)
+        ratios = sorted(r for _, r, _ in results[label] if r is not None)
         spread = f"{ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f}" if ratios else "-"
+        strays = [x for _, _, x in results[label] if x is not None]
+        farthest = f"{max(strays):.2f}x from its grading's median" if strays else "-"
         table.add_row(
             label,
             expected,
@@ -163,6 +175,7 @@ def main() -> None:
             str(flips),
             str(errors),
             spread,
+            farthest,
         )
         total_flips, total_errors = total_flips + flips, total_errors + errors
     console.print(table)

@@ -248,16 +248,26 @@ class _Borrowed(cgroups.CgroupSet):
 
     def __init__(self, inner: cgroups.CgroupSet, container: str) -> None:
         self.inner, self.container = inner, container
+        self.last_cpu_ns = 0
 
     @property
     def procs_files(self) -> list[str]:
         return self.inner.procs_files
 
     def cpu_ns(self) -> int:
-        return self.inner.cpu_ns()
+        """The container's CPU time; once it has stopped and Docker removed its cgroup (a runner
+        that exited mid-call, say), the last reading: a stopped container uses no more."""
+        try:
+            self.last_cpu_ns = self.inner.cpu_ns()
+        except OSError:
+            pass
+        return self.last_cpu_ns
 
     def memory_bytes(self) -> int:
-        return self.inner.memory_bytes()
+        try:
+            return self.inner.memory_bytes()
+        except OSError:  # stopped and removed: it holds no memory
+            return 0
 
     def memory_peak_bytes(self) -> int:
         return self.inner.memory_peak_bytes()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import select
@@ -27,8 +26,9 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import IO, Any, cast
+from typing import IO, cast
 
+from grader.runner import control
 from sandbox import cgroups
 from sandbox.base import SandboxError, SandboxProcess, SandboxUnavailable
 from sandbox.bwrap import HOST_ENV, BwrapSandbox
@@ -40,7 +40,6 @@ from sandbox.uids import UidPool
 log = logging.getLogger("grader.sandbox")
 STARTUP_SECONDS = 120.0  # importing torch on a loaded machine
 SPAWN_SECONDS = 30.0
-MAX_MESSAGE = 64 * 1024
 
 
 class ForkServer:
@@ -51,7 +50,7 @@ class ForkServer:
         self.preload = preload
         self._lock = threading.Lock()
         self._changed = threading.Condition()
-        self._answers: dict[int, dict[str, Any]] = {}
+        self._answers: dict[int, control.Spawned] = {}
         self._exits: dict[int, int | None] = {}
         self._ids = itertools.count(1)
         self.closed = False
@@ -91,13 +90,13 @@ class ForkServer:
         except BaseException:
             self.close()
             raise
-        self.pid = int(hello["pid"])
+        self.pid = hello.pid
         self._reader = threading.Thread(target=self._read, name="fork-server", daemon=True)
         self._reader.start()
 
-    def _receive_hello(self) -> dict[str, Any]:
+    def _receive_hello(self) -> control.Ready:
         ready, _, _ = select.select([self.socket], [], [], STARTUP_SECONDS)
-        data = self.socket.recv(MAX_MESSAGE) if ready else b""
+        data = self.socket.recv(control.MAX_MESSAGE) if ready else b""
         if not data:
             self.popen.kill()
             self.popen.wait(timeout=10)
@@ -106,9 +105,13 @@ class ForkServer:
             lines = stderr.decode(errors="replace").strip().splitlines()
             detail = lines[-1][-2000:] if lines else "no answer"  # a traceback's last line
             raise SandboxError(f"the fork server did not start: {detail}")
-        hello = dict(json.loads(data))
-        if hello.get("op") != "ready":
-            raise SandboxError(f"the fork server did not start: {hello.get('message', hello)}")
+        try:
+            hello = control.decode(data)
+        except control.ControlError as exc:
+            raise SandboxError(f"the fork server did not start: {exc}") from None
+        if not isinstance(hello, control.Ready):
+            why = hello.message if isinstance(hello, control.Broken) else f"it answered {hello.kind.value}"
+            raise SandboxError(f"the fork server did not start: {why}")
         return hello
 
     def alive(self) -> bool:
@@ -124,20 +127,18 @@ class ForkServer:
             for path in group.procs_files if group is not None else []:
                 files.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
             ident = next(self._ids)
-            request = {
-                "id": ident,
-                "cgroups": len(files),
-                "uid": uid,
-                "disk_bytes": limits.disk_mb * 1024 * 1024,
-                "env": runner_env(limits, self.device),
-                "rlimits": rlimits(
-                    limits, memory_by_cgroup=group is not None, pids_by_cgroup=group is not None
-                ),
-            }
+            request = control.Spawn(
+                id=ident,
+                uid=uid,
+                cgroups=len(files),
+                disk_bytes=limits.disk_mb * 1024 * 1024,
+                env=runner_env(limits, self.device),
+                rlimits=rlimits(limits, memory_by_cgroup=group is not None, pids_by_cgroup=group is not None),
+            )
             with self._lock:
                 if not self.alive():
                     raise SandboxError("the fork server is not running")
-                socket.send_fds(self.socket, [json.dumps(request).encode()], [*theirs, *files])
+                socket.send_fds(self.socket, [control.encode(request)], [*theirs, *files])
             answer = self._wait_answer(ident)
         except BaseException:
             for fd in ours:
@@ -146,13 +147,13 @@ class ForkServer:
         finally:
             for fd in (*theirs, *files):
                 os.close(fd)
-        if "error" in answer:
+        if answer.pid is None:
             for fd in ours:
                 os.close(fd)
-            raise SandboxError(f"the fork server could not start a runner: {answer['error']}")
-        return ForkedRunner(self, int(answer["pid"]), *ours)
+            raise SandboxError(f"the fork server could not start a runner: {answer.error}")
+        return ForkedRunner(self, answer.pid, *ours)
 
-    def _wait_answer(self, ident: int) -> dict[str, Any]:
+    def _wait_answer(self, ident: int) -> control.Spawned:
         deadline = time.monotonic() + SPAWN_SECONDS
         with self._changed:
             while ident not in self._answers:
@@ -182,19 +183,23 @@ class ForkServer:
     def _read(self) -> None:
         while True:
             try:
-                data = self.socket.recv(MAX_MESSAGE)
+                data = self.socket.recv(control.MAX_MESSAGE)
             except OSError:
                 data = b""
             with self._changed:
                 if not data:
                     self._changed.notify_all()
                     return
-                message = json.loads(data)
-                if message.get("op") == "spawned":
-                    self._answers[int(message["id"])] = message
-                elif message.get("op") == "exited":
-                    self._exits[int(message["pid"])] = message.get("code")
-                else:
+                try:
+                    message = control.decode(data)
+                except control.ControlError as exc:
+                    log.warning("fork server: %s", exc)
+                    message = None
+                if isinstance(message, control.Spawned):
+                    self._answers[message.id] = message
+                elif isinstance(message, control.Exited):
+                    self._exits[message.pid] = message.code
+                elif message is not None:
                     log.warning("fork server: %s", message)
                 self._changed.notify_all()
 

@@ -186,6 +186,9 @@ def run_pytest(plugin: GradingPlugin, paths: list[str], workdir: str) -> Results
         "-c", ini, "--rootdir", workdir,
         "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings", "-p", "no:terminal",
         "--import-mode=importlib", "--strict-markers", "-s",
+        # only our own plugins: whatever else is installed beside the grader (hypothesis, anyio,
+        # xdist...) must not change how hidden tests run, nor cost an import on every grading
+        "--disable-plugin-autoload",
     ]  # fmt: skip
     started = time.perf_counter()
     modules = set(sys.modules)

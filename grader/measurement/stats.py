@@ -9,8 +9,10 @@ verdict uses the median log ratio with a bootstrap confidence interval:
 - otherwise measure more pairs, and at the last checkpoint decide on the median alone.
 
 A clear-cut rule ends early when every one of the first 5 pairs is more than twice over (or
-under half) the limit, or every one of the first 3 is more than ten times over (a very slow
-submission should not cost minutes of measurement). When the reference's own times are too
+under half) the limit, or every one of the first 3 is more than three times over (a very slow
+submission should not cost minutes of measurement: beside a CPU hog, single pairs strayed at
+most 1.3x from their median in `benchmarks/stability.py`, so three pairs each 3x over the limit
+are not a submission near it). When the reference's own times are too
 dispersed (IQR / median above 0.25) and the interval could not decide by the last checkpoint, the
 machine is too noisy to judge a result on its median alone: the result is inconclusive, never a
 failure, and is measured again after a pause. Far from the limit (a median more than twice over
@@ -29,8 +31,8 @@ RESAMPLES = 2000
 LEVEL = 0.95
 CLEAR_CUT_PAIRS = 5
 CLEAR_CUT_FACTOR = 2.0
-EARLY_PAIRS = 3  # ten times past the limit needs only this many pairs
-EARLY_FACTOR = 10.0
+EARLY_PAIRS = 3  # three times past the limit needs only this many pairs
+EARLY_FACTOR = 3.0
 MAX_DISPERSION = 0.25
 
 

@@ -11,9 +11,10 @@ same seccomp filter as a cold runner. A runner therefore shares nothing writable
 server or with any other runner; what it inherits is the imported runtime, which is the same in
 every runner.
 
-The control socket (SOCK_SEQPACKET) carries JSON requests with the runner's three pipes and its
-cgroup files as descriptors, and JSON answers: the runner's host pid, then its wait status.
-Only the standard library is used before the fork; the runner is `grader.runner.server`.
+The control socket (SOCK_SEQPACKET) carries the typed messages of `grader.runner.control`: a
+`Spawn` with the runner's three pipes and its cgroup files as descriptors, answered by `Spawned`
+(the runner's host pid) and later `Exited` (its exit code). Only the standard library is used
+before the fork; the runner is `grader.runner.server`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import ctypes
 import fcntl
 import gc
 import importlib
-import json
 import os
 import resource
 import select
@@ -32,7 +32,9 @@ import socket
 import struct
 import sys
 import threading
-from typing import Any, NoReturn
+from typing import NoReturn
+
+from grader.runner import control as messages
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -45,7 +47,6 @@ MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_CAPBSET_DROP = 1, 4, 22, 24
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
 SECCOMP_MODE_FILTER = 2
-MAX_REQUEST = 64 * 1024
 STATUS = struct.Struct("=i")
 IFREQ = struct.Struct("16sH22x")  # struct ifreq: the name, then ifr_flags in the union
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -92,20 +93,20 @@ def main(control_fd: int, filter_fd: int, preload: list[str]) -> None:
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1 or threading.active_count() != 1:
         # forking a process with threads (an OpenMP pool, say) can leave the child hung
-        _send(control, {"op": "error", "message": f"the fork server has {threads} threads after its imports"})
+        _send(control, messages.Broken(f"the fork server has {threads} threads after its imports"))
         return
     sys.stdout.flush()
     sys.stderr.flush()
     gc.collect()
     gc.freeze()  # runners then share the runtime's pages instead of copying them on first collection
-    _send(control, {"op": "ready", "pid": os.getpid()})
+    _send(control, messages.Ready(os.getpid()))
     helpers: dict[int, tuple[int, int]] = {}  # status pipe -> (helper pid, runner pid)
     while True:
         readable, _, _ = select.select([control.fileno(), *helpers], [], [])
         for ready in readable:
             if ready == control.fileno():
                 try:
-                    message, fds, _, _ = socket.recv_fds(control, MAX_REQUEST, 16)
+                    message, fds, _, _ = socket.recv_fds(control, messages.MAX_MESSAGE, 16)
                 except OSError:
                     return
                 if not message:
@@ -115,9 +116,9 @@ def main(control_fd: int, filter_fd: int, preload: list[str]) -> None:
                 _report_exit(control, ready, helpers)
 
 
-def _send(control: socket.socket, answer: dict[str, Any]) -> None:
+def _send(control: socket.socket, answer: messages.Message) -> None:
     with contextlib.suppress(OSError):
-        control.send(json.dumps(answer).encode())
+        control.send(messages.encode(answer))
 
 
 def _spawn_request(
@@ -128,31 +129,34 @@ def _spawn_request(
     helpers: dict[int, tuple[int, int]],
 ) -> None:
     try:
-        request = json.loads(message)
-        ident = request["id"]
-    except (ValueError, KeyError, TypeError):
+        request = messages.decode(message)
+        why = f"a {request.kind.value} message is not a request"
+    except messages.ControlError as exc:
+        request, why = None, str(exc)
+    if not isinstance(request, messages.Spawn):
         for fd in fds:
             os.close(fd)
-        _send(control, {"op": "error", "message": "malformed request"})
+        _send(control, messages.Broken(f"malformed request: {why}"))
         return
-    if len(fds) != 3 + int(request.get("cgroups", 0)):
+    ident = request.id
+    if len(fds) != 3 + request.cgroups:
         for fd in fds:
             os.close(fd)
-        _send(control, {"op": "spawned", "id": ident, "error": "wrong number of descriptors"})
+        _send(control, messages.Spawned(ident, error="wrong number of descriptors"))
         return
     try:
         status_r, status_w = os.pipe()
     except OSError as exc:
         for fd in fds:
             os.close(fd)
-        _send(control, {"op": "spawned", "id": ident, "error": f"no pipe: {exc}"})
+        _send(control, messages.Spawned(ident, error=f"no pipe: {exc}"))
         return
     try:
         helper = os.fork()
     except OSError as exc:  # out of processes or memory: this runner fails, the server goes on
         for fd in (*fds, status_r, status_w):
             os.close(fd)
-        _send(control, {"op": "spawned", "id": ident, "error": f"cannot fork: {exc}"})
+        _send(control, messages.Spawned(ident, error=f"cannot fork: {exc}"))
         return
     if helper == 0:
         try:
@@ -169,10 +173,10 @@ def _spawn_request(
         os.close(status_r)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(helper, 0)
-        _send(control, {"op": "spawned", "id": ident, "error": "the runner could not be started"})
+        _send(control, messages.Spawned(ident, error="the runner could not be started"))
         return
     helpers[status_r] = (helper, runner)
-    _send(control, {"op": "spawned", "id": ident, "pid": runner})
+    _send(control, messages.Spawned(ident, pid=runner))
 
 
 def _report_exit(control: socket.socket, status_r: int, helpers: dict[int, tuple[int, int]]) -> None:
@@ -187,7 +191,7 @@ def _report_exit(control: socket.socket, status_r: int, helpers: dict[int, tuple
         code = -os.WTERMSIG(status)
     else:
         code = os.WEXITSTATUS(status)
-    _send(control, {"op": "exited", "pid": runner, "code": code})
+    _send(control, messages.Exited(runner, code))
 
 
 def _read_int(fd: int) -> int | None:
@@ -203,7 +207,7 @@ def _read_int(fd: int) -> int | None:
 # ---------------------------------------------------------------------------- per runner
 
 
-def _helper(request: dict[str, Any], fds: list[int], status_w: int, seccomp_filter: bytes) -> NoReturn:
+def _helper(request: messages.Spawn, fds: list[int], status_w: int, seccomp_filter: bytes) -> NoReturn:
     """Between the server and the runner: makes the namespaces, forks the runner, reports its
     pid and then its wait status. Dies with the fork server."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -251,7 +255,7 @@ def _report_setup_failure(stderr: int, exc: Exception) -> None:
             os.write(2, message)
 
 
-def _runner(request: dict[str, Any], fds: list[int], seccomp_filter: bytes, ready: int) -> int:
+def _runner(request: messages.Spawn, fds: list[int], seccomp_filter: bytes, ready: int) -> int:
     """pid 1 of a fresh pid namespace: set up the sandbox, become its own uid, serve the harness;
     returns the exit code once the harness is done."""
     stdin, stdout, stderr, *cgroup_files = fds
@@ -263,7 +267,7 @@ def _runner(request: dict[str, Any], fds: list[int], seccomp_filter: bytes, read
     os.close(ready)
     _check(_libc.unshare(CLONE_NEWCGROUP), "unshare cgroup")
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    _mount("tmpfs", "/work", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(request['disk_bytes'])},mode=0777")
+    _mount("tmpfs", "/work", "tmpfs", MS_NOSUID | MS_NODEV, f"size={request.disk_bytes},mode=0777")
     os.mkdir("/work/tmp")
     os.chmod("/work/tmp", 0o1777)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -276,10 +280,10 @@ def _runner(request: dict[str, Any], fds: list[int], seccomp_filter: bytes, read
     os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
     os.chdir("/work")
     os.environ.clear()
-    os.environ.update({str(k): str(v) for k, v in request["env"].items()})
-    for name, (soft, hard) in request["rlimits"].items():
+    os.environ.update(request.env)
+    for name, (soft, hard) in request.rlimits.items():
         resource.setrlimit(getattr(resource, name), (int(soft), int(hard)))
-    _drop_privileges(int(request["uid"]), seccomp_filter)
+    _drop_privileges(request.uid, seccomp_filter)
     # Signal handlers are a fresh interpreter's (the server installs none); `random` reseeded
     # itself at the fork; the runtime's objects stay frozen out of the collector, in every runner.
     from grader.runner.server import main

@@ -220,6 +220,8 @@ def test_a_worker_killed_mid_grading_loses_nothing(
     assert rows[good].status == "passed" and len(rows[good].attempts) == 1
 
 
+# Redis's failures are the same whatever the database: these run on PostgreSQL (production's) only
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_redis_restarted_with_jobs_queued_loses_nothing(
     env: dict[str, str],
     tmp_path: Path,
@@ -237,6 +239,8 @@ def test_redis_restarted_with_jobs_queued_loses_nothing(
     assert all(row.status == "passed" and [a.number for a in row.attempts] == [1] for row in rows)
 
 
+# Redis's failures are the same whatever the database: these run on PostgreSQL (production's) only
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_redis_restarted_under_a_running_worker(
     env: dict[str, str],
     tmp_path: Path,
@@ -255,6 +259,9 @@ def test_redis_restarted_under_a_running_worker(
     assert sum(len(row.attempts) for row in rows.values()) == 2
 
 
+# counting lost attempts is the same compare-and-set on both databases (test_store runs it on
+# each): this slow test runs on the embedded default only
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_submission_that_kills_every_worker_ends_in_system_error(
     env: dict[str, str], tmp_path: Path, workers: Workers, db: Callable[[], list[Submission]]
 ) -> None:

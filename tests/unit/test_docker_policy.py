@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 
-from sandbox.docker import docker_argv, host_image_tar, image_layout, seccomp_profile
+from sandbox.cgroups import CgroupV1
+from sandbox.docker import _Borrowed, docker_argv, host_image_tar, image_layout, seccomp_profile
 from sandbox.policy import DENIED_SYSCALLS, Layout, Limits, Mount, runner_env
 
 LAYOUT = Layout(
@@ -143,3 +146,16 @@ def test_the_host_image_holds_mount_points_only() -> None:
     assert members["tmp"].issym() and members["tmp"].linkname == "/work/tmp"
     regular = sorted(name for name, member in members.items() if member.isfile())
     assert regular == ["etc/group", "etc/passwd"]  # no file of the host, no code of ours
+
+
+def test_a_stopped_containers_cgroup_keeps_its_last_cpu_reading(tmp_path: Path) -> None:
+    # Docker removes a container's cgroup as soon as it stops: a runner that exits mid-call must
+    # read as a death, never as a harness error about a missing file
+    group = tmp_path / "container"
+    group.mkdir()
+    (group / "cpuacct.usage").write_text("123456789\n")
+    (group / "memory.usage_in_bytes").write_text("4096\n")
+    borrowed = _Borrowed(CgroupV1(memory=group, pids_dir=group, cpuacct=group, cpu=group), "c0ffee")
+    assert (borrowed.cpu_ns(), borrowed.memory_bytes()) == (123456789, 4096)
+    shutil.rmtree(group)
+    assert (borrowed.cpu_ns(), borrowed.memory_bytes(), borrowed.pids()) == (123456789, 0, [])

@@ -26,11 +26,12 @@ def around(center: float, spread: float, n: int, seed: int = 0) -> list[float]:
         pytest.param(logs(*[1.0] * 5), 3.3, False, "pass", "clear-cut", id="far-under-passes-early"),
         pytest.param(logs(*[20.0] * 4, 1.0), 3.3, False, "undecided", "", id="one-outlier-blocks-clear-cut"),
         pytest.param(
-            logs(40.0, 50.0, 45.0), 3.3, False, "fail", "clear-cut", id="ten-times-over-after-three"
+            logs(11.0, 12.0, 10.5), 3.3, False, "fail", "clear-cut", id="three-times-over-after-three"
         ),
         # the interval decides too, but the protocol only consults it at its checkpoints (21, 41, ...)
         pytest.param(logs(40.0, 50.0), 3.3, False, "fail", "ci", id="two-pairs-are-never-clear-cut"),
-        pytest.param(logs(20.0, 20.0, 20.0), 3.3, False, "fail", "ci", id="merely-far-over-needs-five"),
+        pytest.param(logs(9.0, 9.0, 9.0), 3.3, False, "fail", "ci", id="merely-far-over-needs-five"),
+        pytest.param(logs(20.0, 20.0, 9.0), 3.3, False, "fail", "ci", id="one-pair-under-3x-needs-five"),
         pytest.param(around(1.0, 0.05, 21), 3.3, False, "pass", "clear-cut", id="steady-pass"),
         pytest.param(around(2.0, 0.05, 21), 3.3, False, "pass", "ci", id="under-limit-ci"),
         pytest.param(around(4.0, 0.05, 21), 3.3, False, "fail", "ci", id="over-limit-ci"),
