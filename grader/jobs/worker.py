@@ -25,6 +25,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
+from rq.worker.base import BaseWorker
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -338,6 +339,35 @@ def warm_up(ctx: WorkerContext) -> None:
             GradingSession(ctx.catalog.get(slug), "", ctx.backend, seed=0).reference()
 
 
+CONTROL_POLL_S = 1.0
+
+
+def _listen_briefly(worker: BaseWorker) -> None:
+    """RQ reads its control channel (commands sent to a worker) in a thread that waits up to 60 s
+    at a time for a message, or for the subscription to come back once unsubscribed, and
+    redis-py stops that thread by waiting for it: a worker stopping in the wrong instant took a
+    minute to exit. Ours waits at most `CONTROL_POLL_S` at a time."""
+    worker.pubsub = worker.connection.pubsub()
+    worker.pubsub.subscribe(**{worker.pubsub_channel_name: worker.handle_payload})
+    worker.pubsub_thread = worker.pubsub.run_in_thread(  # type: ignore[assignment]  # RQ types it None
+        sleep_time=CONTROL_POLL_S, daemon=True, exception_handler=worker._pubsub_exception_handler
+    )
+
+
+class GradingWorker(SimpleWorker):
+    """RQ's worker loop in this process (the jobs share the warm pool)."""
+
+    def subscribe(self) -> None:
+        _listen_briefly(self)
+
+
+class ForkingWorker(Worker):
+    """RQ's default worker, each job in a forked child (for comparison only)."""
+
+    def subscribe(self) -> None:
+        _listen_briefly(self)
+
+
 def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork: bool = False) -> None:
     """Work until stopped (SIGINT/SIGTERM finish the current job first), or until the queues
     are empty with `burst`. `fork` runs each job in a forked child (RQ's default worker), for
@@ -352,7 +382,7 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
         ctx.pool = WarmPool(ctx.backend, size=ctx.settings.pool_size, keys=ctx.settings.pool_keys)
     reconciler = Reconciler(ctx)
     reconciler.start()
-    worker_class = Worker if fork else SimpleWorker
+    worker_class = ForkingWorker if fork else GradingWorker
     worker = worker_class(
         [jobqueue.queue(ctx.redis, name) for name in queue_names],
         connection=ctx.redis,

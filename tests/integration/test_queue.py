@@ -306,3 +306,26 @@ def test_one_worker_per_gpu(redis_url: str) -> None:
             pass  # another device is free
     with device_claim(second, 0):  # type: ignore[arg-type]
         pass  # released when the first worker stopped
+
+
+@pytest.mark.parametrize("kind", ["GradingWorker", "ForkingWorker"])
+def test_a_worker_stops_without_waiting_on_its_control_channel(redis_url: str, kind: str) -> None:
+    """The worst instant to stop: the control thread has read the reply to the unsubscription and
+    waits for the subscription to come back. Stopping must not wait out that thread's poll."""
+    import rq
+
+    from grader.jobs import worker as grading_worker
+
+    redis = Redis.from_url(redis_url)
+    worker = getattr(grading_worker, kind)([rq.Queue("cpu", connection=redis)], connection=redis)
+    worker.subscribe()
+    worker.pubsub.unsubscribe()
+    deadline = time.monotonic() + 10
+    while worker.pubsub.subscribed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not worker.pubsub.subscribed, "the control thread never read the unsubscription"
+    time.sleep(0.2)  # now it waits for a subscription
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < 2 * grading_worker.CONTROL_POLL_S + 5
+    assert not worker.pubsub_thread.is_alive()
