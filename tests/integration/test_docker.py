@@ -121,6 +121,8 @@ def _exists(container: str) -> bool:
     return subprocess.run(["docker", "inspect", container], capture_output=True, check=False).returncode == 0
 
 
+# Docker's path does not depend on the database (the queue tests run on both): one kind each
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_enqueue_and_status_through_a_docker_worker(
     database_url: str, redis_url: str, tmp_path: Path, docker: Sandbox
 ) -> None:
@@ -207,6 +209,7 @@ class DaemonProxy:
         self.server.close()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_daemon_stopping_under_a_worker_ends_in_system_errors_then_recovers(
     database_url: str, redis_url: str, tmp_path: Path, docker: Sandbox
 ) -> None:

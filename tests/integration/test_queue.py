@@ -138,6 +138,8 @@ def test_enqueue_then_status_wait_gives_the_verdict(
     assert "Failed" in cli(env, "status", str(wrong)).stdout
 
 
+# what these check happens in Redis and the CLI, the same whichever database holds the rows
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_progress_is_published(env: dict[str, str], tmp_path: Path, workers: Workers, redis_url: str) -> None:
     pubsub = Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe(jobqueue.PROGRESS_PREFIX + "*")
@@ -161,6 +163,7 @@ def test_progress_is_published(env: dict[str, str], tmp_path: Path, workers: Wor
     assert len(hidden) == 1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_status_errors_are_clear(env: dict[str, str], tmp_path: Path) -> None:
     missing = cli(env, "status", "999", check=False)
     assert missing.returncode == 2 and "no submission 999" in missing.stderr

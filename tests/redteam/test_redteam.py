@@ -4,7 +4,8 @@ and Docker), against its golden verdict.
 Each file in cases/ is one submission to the `guarded-sum` fixture exercise (tight limits) with
 `# expect: <status>` and optional `# check: <name>` lines. A case marked `# scope: harness` attacks
 only what the trusted side does with the runner's answers (forged frames, error reports, values
-built to leak): its defence is the same whatever the sandbox, so it is graded in bubblewrap only.
+built to leak): its defence is the same whatever the sandbox, so it is graded in one (bubblewrap
+with forked runners, the quickest to start).
 Where a defence is observable from inside, the case computes the right answer only if the
 defence held, so `passed` means it did.
 After every case: no process of the sandbox user, no cgroup and no container of ours is left, and
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted((Path(__file__).parent / "cases").glob("*.py"))
 BACKENDS = ("bwrap", "bwrap_fork", "docker")
+HARNESS_BACKEND = "bwrap_fork"
 LEAKED = re.compile(r"LEAK( \[|_[0-9m]| in )")
 
 
@@ -102,11 +104,11 @@ def our_cgroups() -> list[Path]:
 
 
 def _gradings() -> list[Any]:
-    """Each case in each sandbox (in bubblewrap only for a case scoped to the harness)."""
+    """Each case in each sandbox (in HARNESS_BACKEND only for a case scoped to the harness)."""
     pairs = []
     for backend in BACKENDS:
         for case in CASES:
-            if backend == BACKENDS[0] or header(case.read_text(), "scope") != ["harness"]:
+            if backend == HARNESS_BACKEND or header(case.read_text(), "scope") != ["harness"]:
                 pairs.append(pytest.param(case, backend, id=f"{backend}-{case.stem}"))
     return pairs
 
