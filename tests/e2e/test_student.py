@@ -65,12 +65,20 @@ def card(page: Page, slug: str) -> Locator:
     return page.locator(f'article.card[data-slug="{slug}"]')
 
 
+def editor(page: Page) -> None:
+    """Wait for the page's script to have made the editor: a page whose URL is already the
+    concept's may not have run it yet."""
+    page.wait_for_function("() => window.graderEditor !== undefined")
+
+
 def editor_value(page: Page) -> str:
+    editor(page)
     value: str = page.evaluate("() => window.graderEditor.getValue()")
     return value
 
 
 def set_editor(page: Page, code: str) -> None:
+    editor(page)
     page.evaluate("v => window.graderEditor.setValue(v)", code)
     assert editor_value(page) == code
 
