@@ -7,9 +7,11 @@ decompressed, never trusted from the headers; files go into a fresh temporary fo
 `dest`, which is renamed into place only once the exercise loads with the catalog's own checks.
 A refusal lists every reason found and leaves nothing on disk.
 
-The zip holds `exercise/` and `solutions/` at its top, or inside one top folder (a zipped folder).
-On disk the two are kept apart under folders named after the slug, as in the repository (the
-catalog's loader checks that an exercise's id is its folder's name):
+The zip holds, at its top or inside one top folder (a zipped folder), either the repository's
+layout that docs/authoring.md teaches, `exercises/<slug>/` and `solutions/<slug>/` (one exercise;
+`exercises/tracks.toml` is left out: the tracks are the server's), or the package's own,
+`exercise/` and `solutions/`. On disk the two are kept apart under folders named after the slug,
+as in the repository (the catalog's loader checks that an exercise's id is its folder's name):
 
     <dest>/exercise/<slug>/    exercise.toml  README.md  skeleton.py  test_public.py  ...
     <dest>/solutions/<slug>/   solution.py  test_hidden.py  wrong/*.py  ...
@@ -39,6 +41,11 @@ from grader.spec import ExerciseSpec
 
 CHUNK = 64 * 1024
 AREAS = ("exercise", "solutions")
+# the repository's folders, each holding <slug>/, and the area each maps to
+REPOSITORY = {"exercises": "exercise", "solutions": "solutions"}
+LAYOUTS = (
+    "exercises/<slug>/ and solutions/<slug>/ (the layout of docs/authoring.md) or exercise/ and solutions/"
+)
 JUNK_PARTS = IGNORED_PARTS | {"__MACOSX"}  # left out quietly, with .DS_Store and *.pyc
 PLACEHOLDER = "unnamed"  # the exercise's folder while exercise.toml gives no valid id
 # what zip tools write; not lzma, whose decoder sizes its buffers from the entry's header
@@ -101,8 +108,16 @@ def extract_package(
     track must be one of `tracks` and its prerequisites among `known` (either unchecked if empty).
     Raises UploadError listing every problem found; then nothing is left on disk."""
     with _open(data, limits) as archive:
-        root, entries = _plan(archive, limits)
+        layout = _plan(archive, limits)
+        entries = layout.entries
         spec = _read_spec(archive, entries, limits)
+        if layout.folder is not None and spec is not None and spec.id != layout.folder:
+            raise UploadError(
+                [
+                    f"{layout.shown('exercise')}/exercise.toml has id {spec.id!r}: an exercise's "
+                    "folders are named after its id; rename them or change the id."
+                ]
+            )
         # the id becomes a folder name: checked here, not left to the schema alone
         folder = spec.id if spec is not None and SLUG.match(spec.id) else PLACEHOLDER
         with contextlib.ExitStack() as undo:  # on any failure, in reverse order
@@ -111,7 +126,7 @@ def extract_package(
             work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".upload", dir=dest.parent))
             undo.callback(shutil.rmtree, work, ignore_errors=True)
             _extract(archive, entries, work, folder, limits)
-            exercise = _load(work, folder, root, spec, set(tracks), set(known))
+            exercise = _load(work, folder, layout, spec, set(tracks), set(known))
             work.chmod(0o755)
             os.rename(work, dest)  # atomically replaces the empty folder that claimed the name
             undo.pop_all()
@@ -131,7 +146,7 @@ def _open(data: bytes, limits: UploadLimits) -> zipfile.ZipFile:
     stream = io.BytesIO(data)
     if not zipfile.is_zipfile(stream):
         raise UploadError(
-            ["The upload is not a zip file: zip the folder that holds exercise/ and solutions/."]
+            ["The upload is not a zip file: zip the folder that holds exercises/ and solutions/."]
         )
     try:
         return zipfile.ZipFile(stream)
@@ -139,9 +154,9 @@ def _open(data: bytes, limits: UploadLimits) -> zipfile.ZipFile:
         raise UploadError([f"The zip is corrupt and cannot be read ({exc}); make it again."]) from None
 
 
-def _plan(archive: zipfile.ZipFile, limits: UploadLimits) -> tuple[str, list[_Entry]]:
-    """Every entry checked from the zip's directory alone; returns the top folder ('' or 'name/')
-    and the entries to extract."""
+def _plan(archive: zipfile.ZipFile, limits: UploadLimits) -> _Layout:
+    """Every entry checked from the zip's directory alone; returns the top folder ('' or 'name/'),
+    the entries to extract and the layout they came in."""
     infos = archive.infolist()
     if len(infos) > limits.max_files:
         raise UploadError([f"The zip holds {len(infos)} entries; the limit is {limits.max_files}."])
@@ -238,26 +253,46 @@ def _junk(name: str) -> bool:
     return bool(JUNK_PARTS.intersection(parts)) or parts[-1] == ".DS_Store" or name.endswith(".pyc")
 
 
-def _layout(infos: list[zipfile.ZipInfo]) -> tuple[str, list[_Entry]]:
+@dataclass(frozen=True)
+class _Layout:
+    root: str  # '' or 'name/': the one top folder the zip was made of
+    entries: list[_Entry]
+    folder: str | None  # the slug folder of the repository's layout (None: the package's layout)
+
+    def shown(self, area: str) -> str:
+        """How the zip names the folder of `area` ("exercise" or "solutions"), for messages."""
+        if self.folder is None:
+            return f"{self.root}{area}"
+        top = next(top for top, mapped in REPOSITORY.items() if mapped == area)
+        return f"{self.root}{top}/{self.folder}"
+
+
+def _layout(infos: list[zipfile.ZipInfo]) -> _Layout:
     paths = [tuple(info.filename.removesuffix("/").split("/")) for info in infos]
     tops = {path[0] for path in paths}
-    if tops & set(AREAS):
+    if tops & (set(AREAS) | set(REPOSITORY)):
         root: tuple[str, ...] = ()
     elif len(tops) == 1 and all(len(p) > 1 or i.is_dir() for i, p in zip(infos, paths, strict=True)):
         root = (tops.pop(),)
     else:
         found = ", ".join(sorted(tops)) or "nothing"
         raise UploadError(
+            [f"The zip must hold {LAYOUTS}, at its top or inside one folder; it holds {found}."]
+        )
+    inside = [(info, path[len(root) :]) for info, path in zip(infos, paths, strict=True)]
+    inside = [(info, rest) for info, rest in inside if rest]  # not the top folder itself
+    firsts = {rest[0] for _, rest in inside}
+    if "exercises" in firsts and "exercise" in firsts:
+        raise UploadError(
             [
-                "The zip must hold exercise/ and solutions/, at its top or inside one folder; "
-                f"it holds {found}."
+                "The zip holds both exercises/ and exercise/: keep one layout, "
+                "exercises/<slug>/ and solutions/<slug>/."
             ]
         )
+    if "exercises" in firsts:
+        return _repository_layout(inside, "".join(f"{part}/" for part in root))
     entries, problems = [], []
-    for info, path in zip(infos, paths, strict=True):
-        rest = path[len(root) :]
-        if not rest:
-            continue  # the top folder itself
+    for info, rest in inside:
         if rest[0] in AREAS and (len(rest) > 1 or info.is_dir()):
             entries.append(_Entry(info, rest[0], rest[1:]))
         else:
@@ -266,7 +301,43 @@ def _layout(infos: list[zipfile.ZipInfo]) -> tuple[str, list[_Entry]]:
             )
     if problems:
         raise UploadError(problems)
-    return "".join(f"{part}/" for part in root), entries
+    return _Layout("".join(f"{part}/" for part in root), entries, None)
+
+
+def _repository_layout(inside: list[tuple[zipfile.ZipInfo, tuple[str, ...]]], root: str) -> _Layout:
+    """`exercises/<slug>/...` and `solutions/<slug>/...`: one exercise, the same slug in both."""
+    entries, problems = [], []
+    folders: dict[str, set[str]] = {top: set() for top in REPOSITORY}
+    for info, rest in inside:
+        if rest[0] not in REPOSITORY:
+            problems.append(
+                f"{info.filename!r} is outside exercises/ and solutions/: move it there or leave it out."
+            )
+        elif len(rest) == 1 or (rest == ("exercises", "tracks.toml") and not info.is_dir()):
+            continue  # the folder itself; the tracks, which are the server's
+        elif len(rest) == 2 and not info.is_dir():
+            problems.append(
+                f"{info.filename!r} is not inside an exercise's folder: put it in "
+                f"{rest[0]}/<slug>/ or leave it out."
+            )
+        else:
+            folders[rest[0]].add(rest[1])
+            if len(rest) > 2 or info.is_dir():
+                entries.append(_Entry(info, REPOSITORY[rest[0]], rest[2:]))
+    named = folders["exercises"] | folders["solutions"]
+    if len(named) > 1:
+        listed = ", ".join(f"{top}/{slug}/" for top in REPOSITORY for slug in sorted(folders[top]))
+        problems.append(
+            f"The zip holds more than one exercise ({listed}): upload one at a time, "
+            "with the same <slug> in exercises/ and solutions/."
+        )
+    else:
+        for top, found in folders.items():
+            if not found:
+                problems.append(f"The zip has no {top}/<slug>/ folder: the exercise needs both halves.")
+    if problems:
+        raise UploadError(problems)
+    return _Layout(root, entries, named.pop())
 
 
 def _read_spec(archive: zipfile.ZipFile, entries: list[_Entry], limits: UploadLimits) -> ExerciseSpec | None:
@@ -374,17 +445,18 @@ def _copy(read: Callable[[int], bytes], write: Callable[[bytes], object], cap: i
 
 
 def _load(
-    work: Path, folder: str, root: str, spec: ExerciseSpec | None, tracks: set[str], known: set[str]
+    work: Path, folder: str, layout: _Layout, spec: ExerciseSpec | None, tracks: set[str], known: set[str]
 ) -> Exercise:
     """The catalog's checks, then the curriculum's; problems name files as they are in the zip."""
     problems: list[str] = []
     exercise = _load_exercise(work / "exercise" / folder, work / "solutions" / folder, problems)
     for area in AREAS:
-        problems = [p.replace(str(work / area / folder), f"{root}{area}") for p in problems]
+        problems = [p.replace(str(work / area / folder), layout.shown(area)) for p in problems]
+    toml = f"{layout.shown('exercise')}/exercise.toml"
     if spec is not None:
-        problems += _curriculum_problems(spec, f"{root}exercise/exercise.toml", tracks, known)
+        problems += _curriculum_problems(spec, toml, tracks, known)
     if exercise is None or problems:
-        raise UploadError(problems or [f"{root}exercise/exercise.toml could not be loaded."])
+        raise UploadError(problems or [f"{toml} could not be loaded."])
     return exercise
 
 

@@ -302,21 +302,27 @@ def test_fail_then_pass_then_the_next_concept_unlocks(stack: Stack, grading: wor
     assert stats["toy-sum"]["median_attempts"] == 2
 
 
-def package_zip(root: Path, slug: str, readme_suffix: str, leave_out: tuple[str, ...] = ()) -> bytes:
+def package_zip(
+    root: Path, slug: str, readme_suffix: str, leave_out: tuple[str, ...] = (), *, guide: bool = False
+) -> bytes:
     """The exercise `slug` of the catalog at `root` as an upload, its README grown by
-    `readme_suffix`, without the files named in `leave_out`."""
+    `readme_suffix`, without the files named in `leave_out`: as a package (`exercise/`,
+    `solutions/`), or with `guide` in the repository's layout that docs/authoring.md teaches
+    (`exercises/<slug>/`, `solutions/<slug>/`, and the catalog's tracks.toml)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for base, prefix in (
-            (root / "exercises" / slug, "exercise"),
-            (root / "solutions" / slug, "solutions"),
+            (root / "exercises" / slug, f"exercises/{slug}" if guide else "exercise"),
+            (root / "solutions" / slug, f"solutions/{slug}" if guide else "solutions"),
         ):
             for path in sorted(base.rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts and path.name not in leave_out:
                     data = path.read_bytes()
-                    if path.name == "README.md" and prefix == "exercise":
+                    if path.name == "README.md" and base.parent.name == "exercises":
                         data += readme_suffix.encode()
                     archive.writestr(f"{prefix}/{path.relative_to(base)}", data)
+        if guide:
+            archive.writestr("exercises/tracks.toml", (root / "exercises" / "tracks.toml").read_bytes())
     return buffer.getvalue()
 
 
@@ -335,9 +341,11 @@ def test_an_uploaded_version_is_validated_then_published(stack: Stack, grading: 
         "/api/v1/submissions", json={"exercise": "toy-sum", "source": SOLUTION}, headers=student
     ).json()
 
-    # without the two slow wrong variants: validating them adds half a minute and nothing here
+    # without the two slow wrong variants: validating them adds half a minute and nothing here;
+    # zipped as the authoring guide lays an exercise out
     slow = ("loop.py", "materialize.py")
-    data = package_zip(stack.root / "catalog", "toy-sum", "\nA new paragraph in version two.\n", slow)
+    suffix = "\nA new paragraph in version two.\n"
+    data = package_zip(stack.root / "catalog", "toy-sum", suffix, slow, guide=True)
     refused = client.post("/api/v1/instructor/packages", files={"file": ("x.zip", data)}, headers=student)
     assert refused.status_code == 403
     uploaded = client.post("/api/v1/instructor/packages", files={"file": ("toy.zip", data)}, headers=teacher)

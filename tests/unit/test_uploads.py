@@ -155,6 +155,65 @@ def test_a_real_package_extracts_and_loads(dest: Path, top: str) -> None:
     assert {k: v for k, v in after.items() if not k.startswith("pkg")} == before  # no temporary left
 
 
+def repository_files(slug: str = "causal-masking") -> dict[str, bytes]:
+    """The same package in the repository's layout, as docs/authoring.md teaches it."""
+    areas = {"exercise/": f"exercises/{slug}/", "solutions/": f"solutions/{slug}/"}
+    return {
+        next(new + name.removeprefix(old) for old, new in areas.items() if name.startswith(old)): data
+        for name, data in real_files().items()
+    }
+
+
+@pytest.mark.parametrize("top", ["", "course/"], ids=["flat", "one-top-folder"])
+def test_the_guides_layout_extracts_as_the_package_does(dest: Path, top: str) -> None:
+    files = repository_files() | {"exercises/tracks.toml": b"[[tracks]]\nid = 'attention'\n"}
+    pkg = extract_package(make_zip((top + name, data) for name, data in files.items()), dest)
+    assert pkg.slug == "causal-masking"
+    assert pkg.version == content_hash(EXERCISE, SOLUTIONS)  # tracks.toml left out: the server's
+    assert pkg.exercise_dir == dest / "exercise" / "causal-masking"
+    assert {p.name for p in pkg.exercise_dir.iterdir()} == {p.name for p in EXERCISE.iterdir()}
+
+
+def test_the_guides_layout_names_its_own_folders_in_problems(dest: Path) -> None:
+    files = {n: d for n, d in repository_files().items() if n != "solutions/causal-masking/solution.py"}
+    assert refuse(make_zip(files.items()), dest) == ["solutions/causal-masking/solution.py: missing"]
+
+
+def test_the_guides_layout_needs_folders_named_after_the_id(dest: Path) -> None:
+    text = problem(make_zip(repository_files("masking").items()), dest)
+    assert text == (
+        "exercises/masking/exercise.toml has id 'causal-masking': an exercise's folders are named "
+        "after its id; rename them or change the id."
+    )
+
+
+def test_the_guides_layout_holds_one_exercise(dest: Path) -> None:
+    files = repository_files() | {"exercises/rope/README.md": b"#", "solutions/rope/solution.py": b""}
+    text = problem(make_zip(files.items()), dest)
+    assert text == (
+        "The zip holds more than one exercise (exercises/causal-masking/, exercises/rope/, "
+        "solutions/causal-masking/, solutions/rope/): upload one at a time, with the same <slug> in "
+        "exercises/ and solutions/."
+    )
+    halves = {n: d for n, d in repository_files().items() if n.startswith("exercises/")}
+    assert problem(make_zip(halves.items()), dest) == (
+        "The zip has no solutions/<slug>/ folder: the exercise needs both halves."
+    )
+
+
+def test_the_guides_layout_refuses_loose_files_and_mixed_layouts(dest: Path) -> None:
+    loose = repository_files() | {"solutions/notes.md": b"to self"}
+    assert problem(make_zip(loose.items()), dest) == (
+        "'solutions/notes.md' is not inside an exercise's folder: "
+        "put it in solutions/<slug>/ or leave it out."
+    )
+    mixed = repository_files() | {"exercise/README.md": b"#"}
+    assert problem(make_zip(mixed.items()), dest) == (
+        "The zip holds both exercises/ and exercise/: "
+        "keep one layout, exercises/<slug>/ and solutions/<slug>/."
+    )
+
+
 def test_mac_and_cache_litter_is_left_out_quietly(dest: Path) -> None:
     pkg = extract_package(
         package(
@@ -336,7 +395,8 @@ def test_files_that_add_up_to_too_much(dest: Path) -> None:
 def test_a_zip_without_the_two_folders(dest: Path) -> None:
     text = problem(make_zip([("a/exercise/README.md", b"#"), ("b/solutions/solution.py", b"")]), dest)
     assert text == (
-        "The zip must hold exercise/ and solutions/, at its top or inside one folder; it holds a, b."
+        "The zip must hold exercises/<slug>/ and solutions/<slug>/ (the layout of docs/authoring.md) or "
+        "exercise/ and solutions/, at its top or inside one folder; it holds a, b."
     )
 
 
