@@ -11,7 +11,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRADER_", extra="ignore")
+    # an empty variable (`GRADER_VALIDATION_CACHE=`) is unset, never the path "" (the current folder)
+    model_config = SettingsConfigDict(env_prefix="GRADER_", extra="ignore", env_ignore_empty=True)
 
     exercises_dir: Path = Field(default=PROJECT_ROOT / "exercises")
     solutions_dir: Path = Field(default=PROJECT_ROOT / "solutions")
