@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 
 from grader.store import Role, User
 from web import accounts
@@ -83,21 +84,20 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+def verify_csrf(request: Request, form: FormData) -> None:
+    """Refuse (403) a form that does not carry the session's CSRF token."""
+    sent = form.get("csrf")
+    expected = request.session.get("csrf")
+    if not isinstance(sent, str) or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+        raise HTTPException(403, "The form expired or came from elsewhere: reload the page and try again.")
+
+
 async def check_csrf(request: Request) -> AsyncIterator[None]:
     """Forms carry the session's CSRF token; a POST without the right one is refused. Files in
     the form are closed when the request ends, also on routes that take no file."""
     form = await request.form()
     try:
-        sent = form.get("csrf")
-        expected = request.session.get("csrf")
-        if (
-            not isinstance(sent, str)
-            or not isinstance(expected, str)
-            or not hmac.compare_digest(sent, expected)
-        ):
-            raise HTTPException(
-                403, "The form expired or came from elsewhere: reload the page and try again."
-            )
+        verify_csrf(request, form)
         yield
     finally:
         await form.close()

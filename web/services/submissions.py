@@ -8,16 +8,16 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.catalog import CatalogError
+from grader.catalog import CatalogError, Exercise
 from grader.jobs import queue as jobqueue
 from grader.jobs import submissions
-from grader.notebooks import is_notebook, module_from_notebook, submission_limit
+from grader.notebooks import NOTEBOOK_MAX_BYTES, is_notebook, module_from_notebook, submission_limit
 from grader.static import Rejected
 from grader.store import (
     ExerciseVersion,
@@ -44,36 +44,55 @@ def human_size(n: int) -> str:
     return f"{value:g} {name}"
 
 
+def module_filename(exercise: Exercise) -> str:
+    """The name a submission sent without one gets (pasted code, an API call without a
+    filename): the exercise's entrypoint module, e.g. attention.py, as the lesson calls it."""
+    return f"{exercise.spec.entrypoint}.py"
+
+
+def too_large(exercise: Exercise, filename: str, size: str, *, notebook: bool | None = None) -> str:
+    """Why a submission named `filename`, `size` large (as `human_size` writes it), is refused.
+    `notebook` overrides what the name says (the concept page fills in a name of its own)."""
+    notebook = is_notebook(filename) if notebook is None else notebook
+    limit = human_size(NOTEBOOK_MAX_BYTES if notebook else exercise.spec.source_kb * 1024)
+    if notebook:
+        return (
+            f"{filename} is {size}; a notebook may be at most {limit}. "
+            "Clear its outputs (Edit > Clear All Outputs), save it and upload it again."
+        )
+    return f"{filename} is {size}; {exercise.spec.title} takes files of at most {limit}."
+
+
+def refuse_unread(web: Web, user: User, slug: str, size: int) -> NoReturn:
+    """Refuse pasted code too large to have been read, `size` bytes as the request says: the same
+    answer as for code that was read (a locked concept says so first)."""
+    exercise = unlocked_exercise(web, user, slug)
+    raise TooLarge(too_large(exercise, module_filename(exercise), human_size(size), notebook=False))
+
+
 def submit(
     web: Web,
     user: User,
     slug: str,
     source: bytes,
-    filename: str,
+    filename: str | None,
     kind: str,
     *,
     size: int | None = None,
 ) -> Submission:
     """Queue `source` for grading: "submit" runs the hidden tests and the performance checks,
     "public" only the public tests (quick feedback; it never counts as a pass). `filename`
-    decides how it is read: a `.ipynb` is a notebook, graded through its solution cells. `size`
-    is the upload's real size when only its first bytes were read."""
+    decides how it is read: a `.ipynb` is a notebook, graded through its solution cells; without
+    one it is the exercise's entrypoint module. `size` is the upload's real size when only its
+    first bytes were read."""
     if kind not in submissions.KINDS:
         raise Invalid(f"kind must be one of {', '.join(submissions.KINDS)}")
     exercise = unlocked_exercise(web, user, slug)
-    filename = Path(filename or "solution.py").name[:255] or "solution.py"
+    filename = Path(filename or module_filename(exercise)).name[:255] or module_filename(exercise)
     limit = submission_limit(exercise.spec.source_kb, filename)
     real = max(len(source), size or 0)
     if real > limit:
-        if is_notebook(filename):
-            raise TooLarge(
-                f"{filename} is {human_size(real)}; a notebook may be at most {human_size(limit)}. "
-                "Clear its outputs (Edit > Clear All Outputs), save it and upload it again.",
-            )
-        raise TooLarge(
-            f"{filename} is {human_size(real)}; {exercise.spec.title} takes files of at most "
-            f"{human_size(limit)}.",
-        )
+        raise TooLarge(too_large(exercise, filename, human_size(real)))
     if not source.strip():
         raise Invalid("the submission is empty")
     with web.factory() as session:
