@@ -14,6 +14,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import queue
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ TINY_CALL_S = 1e-4
 CODE_ROOTS = ("grader", "sandbox")  # the code whose change makes an earlier report stale
 
 
+Started = Callable[[str, int, int], None]  # a check begins: its subject, k of n
+
+
 @dataclass(frozen=True)
 class Check:
     exercise: str
@@ -38,6 +42,7 @@ class Check:
     ok: bool
     detail: str = ""
     seconds: float = 0.0
+    failing: list[str] = dataclasses.field(default_factory=list)  # the tests it failed, by name
 
 
 def validate_exercise(
@@ -47,28 +52,45 @@ def validate_exercise(
     events: EventSink = ignore,
     on_check: Callable[[Check], None] | None = None,
     seeds: int = 1,
+    on_start: Started | None = None,
 ) -> list[Check]:
     """Grade the reference, the skeleton and every wrong variant with the validation seed; with
     `seeds` > 1, also grade the reference's correctness on seeds 1 .. seeds - 1, so that a test
-    whose tolerance or data only holds for some inputs fails here, not in front of a student."""
+    whose tolerance or data only holds for some inputs fails here, not in front of a student.
+    `on_start(subject, k, n)` is told as each check begins, `on_check` as it ends."""
     checks: list[Check] = []
+    total = check_count(exercise, seeds)
+
+    def start(subject: str) -> None:
+        if on_start is not None:
+            on_start(subject, len(checks) + 1, total)
 
     def add(check: Check) -> None:
         checks.append(check)
         if on_check is not None:
             on_check(check)
 
+    start("reference")
     reference = _grade(exercise, exercise.solution, backend, events)
     add(_reference_check(exercise, reference))
     for seed in range(VALIDATION_SEED + 1, VALIDATION_SEED + seeds):
+        start(f"reference (seed {seed})")
         verdict = _grade(exercise, exercise.solution, backend, events, seed=seed, measure=False)
         add(_expect(exercise, f"reference (seed {seed})", verdict, Status.PASSED, ()))
+    start("skeleton")
     skeleton = _grade(exercise, exercise.skeleton, backend, events)
     add(_expect(exercise, "skeleton", skeleton, Status.FAILED, ()))
     for wrong in exercise.wrong:
+        start(f"wrong/{wrong.name}")
         verdict = _grade(exercise, wrong.path, backend, events)
         add(_expect(exercise, f"wrong/{wrong.name}", verdict, wrong.expect, wrong.caught_by))
     return checks
+
+
+def check_count(exercise: Exercise, seeds: int = 1) -> int:
+    """How many checks validating `exercise` makes: the reference (on each seed), the skeleton and
+    every wrong variant."""
+    return seeds + 1 + len(exercise.wrong)
 
 
 def validate_cached(
@@ -79,6 +101,7 @@ def validate_cached(
     events: EventSink = ignore,
     on_check: Callable[[Check], None] | None = None,
     seeds: int = 1,
+    on_start: Started | None = None,
 ) -> list[Check]:
     """`validate_exercise`, unless `cache` holds a report on which every check held for this very
     version (its files), sandbox and grader code, on at least as many seeds: then that report,
@@ -89,7 +112,9 @@ def validate_cached(
             if on_check is not None:
                 on_check(check)
         return kept
-    checks = validate_exercise(exercise, backend, events=events, on_check=on_check, seeds=seeds)
+    checks = validate_exercise(
+        exercise, backend, events=events, on_check=on_check, seeds=seeds, on_start=on_start
+    )
     if cache is not None and checks and all(c.ok for c in checks):
         path = _report_path(exercise, backend.name, cache)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,9 +161,11 @@ def validate_in_parallel(
     jobs: int,
     seeds: int = 1,
     cache: Path | None = None,
+    on_start: Callable[[str, str, int, int], None] | None = None,
 ) -> Iterator[tuple[Exercise, list[Check] | BaseException]]:
     """Validate each exercise in a process of its own, `jobs` at a time (pytest runs in-process,
-    so gradings cannot share one); yields each exercise's checks, or what stopped it, as it ends."""
+    so gradings cannot share one); yields each exercise's checks, or what stopped it, as it ends.
+    `on_start(slug, subject, k, n)` is told, in this process, as each check begins."""
     pending = []
     for exercise in exercises:
         kept = kept_report(exercise, backend, seeds, cache)
@@ -149,14 +176,39 @@ def validate_in_parallel(
     if not pending:
         return
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or locks
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as executor:
+    started: multiprocessing.Queue[tuple[str, str, int, int]] = context.Queue()
+
+    def relay() -> None:
+        while on_start is not None:
+            try:
+                on_start(*started.get_nowait())
+            except queue.Empty:
+                return
+
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_report_to, initargs=(started,)
+    ) as executor:
         futures = {
             executor.submit(_validate_one, exercise, backend, fork, seeds, cache): exercise
             for exercise in pending
         }
-        for future in concurrent.futures.as_completed(futures):
-            error = future.exception()
-            yield futures[future], (future.result() if error is None else error)
+        waiting = set(futures)
+        while waiting:
+            finished, waiting = concurrent.futures.wait(
+                waiting, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            relay()
+            for future in finished:
+                error = future.exception()
+                yield futures[future], (future.result() if error is None else error)
+
+
+_started: multiprocessing.Queue[tuple[str, str, int, int]] | None = None  # in a validating process
+
+
+def _report_to(started: multiprocessing.Queue[tuple[str, str, int, int]]) -> None:
+    global _started
+    _started = started
 
 
 def _validate_one(
@@ -164,9 +216,13 @@ def _validate_one(
 ) -> list[Check]:
     from sandbox import select_backend
 
+    def on_start(subject: str, k: int, n: int) -> None:
+        if _started is not None:
+            _started.put((exercise.slug, subject, k, n))
+
     sandbox = select_backend(backend, untrusted=False, fork=fork)
     try:
-        return validate_cached(exercise, sandbox, cache, seeds=seeds)
+        return validate_cached(exercise, sandbox, cache, seeds=seeds, on_start=on_start)
     finally:
         sandbox.close()
 
@@ -222,7 +278,14 @@ def _expect(
     if ok and expected is Status.TOO_SLOW:
         detail = "; ".join(_figure(p) for p in verdict.performance if not p.passed)
     return Check(
-        exercise.slug, subject, expected.value, verdict.status.value, ok, detail, verdict.timings.total_s
+        exercise.slug,
+        subject,
+        expected.value,
+        verdict.status.value,
+        ok,
+        detail,
+        verdict.timings.total_s,
+        failing=[t.name for t in verdict.failing_tests()],
     )
 
 

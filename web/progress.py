@@ -1,5 +1,6 @@
 """Server-sent events for one submission: its state now, then every progress event the worker
-publishes on Redis (queue position, running test k of n), until it is done.
+publishes on Redis (queue position, running test k of n), until it is done; and the same for an
+exercise package's validation (the check running, k of n).
 
 Redis pub/sub carries the progress; the database has the truth. The stream re-reads the
 database every few seconds, so a lost message, a Redis outage or a worker that died still ends
@@ -21,9 +22,10 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from grader.events import Event, EventKind, SubmissionState
+from grader.jobs import packages as jobpackages
 from grader.jobs import queue as jobqueue
-from grader.store import Submission
-from web.services import Web
+from grader.store import ExercisePackage, PackageState, Submission
+from web.services import Web, packages
 from web.services.submissions import snapshot
 
 POLL_S = 2.0
@@ -96,6 +98,84 @@ async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterato
                 last_sent = now
     finally:
         # a client that went away cancels this generator: close Redis even so
+        with anyio.CancelScope(shield=True):
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+WAITING = (PackageState.QUEUED, PackageState.VALIDATING)
+
+
+def _package_state(web: Web, package_id: int) -> dict[str, Any] | None:
+    with web.factory() as session:
+        row = session.get(ExercisePackage, package_id)
+    if row is None:
+        return None
+    now = packages.progress(web, row)
+    return {"package": row.id, "state": row.state, "message": row.message, "progress": now}
+
+
+async def package_stream(web: Web, request: Request, package_id: int) -> AsyncIterator[str]:
+    """Server-sent events for an exercise package's validation: `state` (its state, and the check
+    a worker is running now), `progress` (each check as it begins, `message` "checking
+    wrong/loop (5 of 14)", and as it ends, with `ok`), then `done` once validated. As for a
+    submission, the database is re-read every few seconds."""
+    yield "retry: 3000\n\n"
+    pubsub = None
+    client = None
+    try:
+        try:
+            client = aioredis.Redis.from_url(web.settings.redis_url, socket_connect_timeout=3)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(jobqueue.PROGRESS_PREFIX + jobpackages.channel_key(package_id))
+        except (RedisError, OSError, ValueError):
+            pubsub = None
+        state = await asyncio.to_thread(_package_state, web, package_id)
+        if state is None:
+            return
+        yield _event("state", state)
+        if state["state"] not in WAITING:
+            yield _event("done", {"package": package_id, "status": state["state"]})
+            return
+        started = last_poll = last_sent = time.monotonic()
+        while time.monotonic() - started < MAX_STREAM_S:
+            if await request.is_disconnected():
+                return
+            message = None
+            if pubsub is not None:
+                try:
+                    message = await pubsub.get_message(timeout=1.0)
+                except (RedisError, OSError):
+                    pubsub = None
+            else:
+                await asyncio.sleep(1.0)
+            event = None
+            if message is not None and message.get("type") == "message":
+                event = Event.from_json(message["data"])
+            if event is not None and event.kind is not EventKind.DONE:
+                yield _event("progress", event.to_dict(package=package_id))
+                last_sent = time.monotonic()
+            now = time.monotonic()
+            if (event is not None and event.kind is EventKind.DONE) or now - last_poll >= POLL_S:
+                last_poll = now
+                fresh = await asyncio.to_thread(_package_state, web, package_id)
+                if fresh is None:
+                    return
+                if fresh["state"] not in WAITING:
+                    yield _event("done", {"package": package_id, "status": fresh["state"]})
+                    return
+                if fresh["state"] != state["state"]:
+                    state = fresh
+                    yield _event("state", state)
+                    last_sent = now
+            if now - last_sent >= KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                last_sent = now
+    finally:
         with anyio.CancelScope(shield=True):
             if pubsub is not None:
                 with contextlib.suppress(Exception):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from grader.events import Event, EventKind
 from grader.harness.feedback import TooSlow
 from grader.harness.results import Results
@@ -44,6 +46,7 @@ class Perf:
         GradingFailure when a measured call returned a wrong output.
         """
         spec = self._spec(name, scaling=False)
+        fixed = self._calibrating(name)
         student, reference = self._runners()
         checker = check or _default_check(spec)
         self.session.events(Event(EventKind.PERFORMANCE, f"measuring {name}"))
@@ -56,7 +59,9 @@ class Perf:
             self.session.events(Event(EventKind.PERFORMANCE, message))
 
         if spec.metric == "time":
-            result = protocol.time_ratio(name, student, reference, make_call, spec, checker, progress, busy)
+            result = protocol.time_ratio(
+                name, student, reference, make_call, spec, checker, progress, busy, fixed=fixed
+            )
         elif spec.metric == "memory":
             result = protocol.memory_ratio(name, student, reference, make_call, spec, checker)
         else:
@@ -74,6 +79,7 @@ class Perf:
         """Measure how the metric of threshold `name` grows over its `sizes`: `make_call(rng, n)`
         makes the call for size n. Raises TooSlow when the growth exponent is over the limit."""
         spec = self._spec(name, scaling=True)
+        self._calibrating(name)
         student, reference = self._runners()
         self.session.events(Event(EventKind.PERFORMANCE, f"measuring how {name} grows"))
         result = protocol.scaling(name, student, reference, make_call, spec, check or _default_check(spec))
@@ -87,6 +93,16 @@ class Perf:
             use = "perf.scaling" if spec.scaling else "perf.measure"
             raise ExerciseMisconfigured(f"performance check {name!r} is measured with {use}")
         return spec
+
+    def _calibrating(self, name: str) -> protocol.FixedPairs | None:
+        """While thresholds are calibrated, how to measure check `name`; a check that is not
+        being calibrated is skipped."""
+        calibration = self.session.calibration
+        if calibration is None:
+            return None
+        if name not in calibration:
+            pytest.skip(f"{name} is not being calibrated")
+        return calibration[name]
 
     def _runners(self) -> tuple[RunnerClient, RunnerClient]:
         self.session.submission()  # raises if the submission is not there to measure

@@ -24,6 +24,9 @@ from grader.verdict import Timings
 from sandbox import Sandbox, SandboxError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from grader.measurement.protocol import FixedPairs
     from grader.pool import WarmPool
 
 _REFERENCES: dict[str, ModuleType] = {}
@@ -41,6 +44,7 @@ class GradingSession:
         events: EventSink = ignore,
         measure: bool = True,
         pool: WarmPool | None = None,
+        calibration: Mapping[str, FixedPairs] | None = None,
     ) -> None:
         self.exercise = exercise
         self.runners: Runners = pool if pool is not None else ColdStart(backend)
@@ -50,6 +54,9 @@ class GradingSession:
         self.device = device
         self.events = events
         self.measure = measure
+        # calibrating thresholds (grader.calibrate): only these time checks are measured, each on
+        # the pairs it names; the other performance checks are skipped
+        self.calibration = calibration
         self.limits = exercise.spec.sandbox_limits
         self.timings = Timings()
         self.runtime: messages.Runtime | None = None  # what the runner loaded, once started

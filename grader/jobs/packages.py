@@ -26,6 +26,15 @@ def channel_key(package_id: int) -> str:
     return f"package-{package_id}"
 
 
+PROGRESS_TTL_S = 6 * 3600  # a worker that died mid-validation leaves its last check this long
+
+
+def progress_key(package_id: int) -> str:
+    """Where the check a worker is running on the package is kept while it validates (as the
+    event it published), for pages opened meanwhile."""
+    return f"grader:package-progress:{package_id}"
+
+
 def claim(factory: sessionmaker[Session], package_id: int, job_id: str) -> bool:
     with transaction(factory) as session:
         result = session.execute(

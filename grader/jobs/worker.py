@@ -18,8 +18,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -29,7 +30,7 @@ from rq.worker.base import BaseWorker
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.catalog import Catalog, CatalogError, load_catalog
+from grader.catalog import Catalog, CatalogError, Exercise, load_catalog
 from grader.events import Event, EventKind
 from grader.jobs import packages, submissions
 from grader.jobs import queue as jobqueue
@@ -99,8 +100,9 @@ def grade_job(submission_id: int, attempt: int) -> str:
 
 
 def validate_job(package_id: int, job_id: str) -> str:
-    """The RQ job that validates an uploaded exercise package; the report goes to the database
-    and progress to the channel `grader:progress:package-<id>`."""
+    """The RQ job that validates an uploaded exercise package, then, when every check holds,
+    calibrates its speed checks on this worker (`grader.calibrate`); the report goes to the
+    database and progress to the channel `grader:progress:package-<id>`."""
     from grader.validate import Check, validate_cached
 
     ctx = context()
@@ -111,13 +113,27 @@ def validate_job(package_id: int, job_id: str) -> str:
         assert row is not None
         path, slug, version = row.path, row.slug, row.version
     key = packages.channel_key(package_id)
+    now = packages.progress_key(package_id)  # the check running now, for pages opened meanwhile
+    position = {"current": 0, "total": 0}
 
     def publish(event: Event) -> None:
         with contextlib.suppress(RedisError):
+            if event.kind is EventKind.DONE:
+                ctx.redis.delete(now)
             ctx.redis.publish(jobqueue.PROGRESS_PREFIX + key, event.to_json(package=package_id))
 
+    def on_start(subject: str, current: int, total: int) -> None:
+        position.update(current=current, total=total)
+        event = Event(
+            EventKind.CHECK, f"checking {subject} ({current} of {total})", current, total, subject=subject
+        )
+        with contextlib.suppress(RedisError):
+            ctx.redis.set(now, event.to_json(package=package_id), ex=packages.PROGRESS_TTL_S)
+        publish(event)
+
     def on_check(check: Check) -> None:
-        publish(Event(EventKind.CHECK, subject=check.subject, ok=check.ok, got=check.got))
+        current, total = position["current"], position["total"]
+        publish(Event(EventKind.CHECK, "", current, total, subject=check.subject, ok=check.ok, got=check.got))
 
     publish(Event(EventKind.RUNNING))
     try:
@@ -127,7 +143,9 @@ def validate_job(package_id: int, job_id: str) -> str:
             if path
             else ctx.library.exercise_at(ctx.factory, slug, version)
         )
-        checks = validate_cached(exercise, ctx.backend, ctx.settings.validation_cache, on_check=on_check)
+        checks = validate_cached(
+            exercise, ctx.backend, ctx.settings.validation_cache, on_check=on_check, on_start=on_start
+        )
     except Exception as exc:  # noqa: BLE001 - reported on the package, never lost
         log.exception("package %s: validation failed to run", package_id)
         packages.finish(
@@ -136,13 +154,39 @@ def validate_job(package_id: int, job_id: str) -> str:
         publish(Event(EventKind.DONE, status="error"))
         return "error"
     ok = all(c.ok for c in checks)
-    report = {"checks": [dataclasses.asdict(c) for c in checks]}
+    report: dict[str, Any] = {"checks": [dataclasses.asdict(c) for c in checks]}
+    if ok:
+
+        def calibrating(subject: str, current: int, total: int) -> None:
+            message = f"calibrating the speed checks: measuring {subject} ({current} of {total})"
+            event = Event(EventKind.STAGE, message, current, total, subject=subject)
+            with contextlib.suppress(RedisError):
+                ctx.redis.set(now, event.to_json(package=package_id), ex=packages.PROGRESS_TTL_S)
+            publish(event)
+
+        report["calibration"] = _calibration(ctx, exercise, calibrating)
     failed = [c.subject for c in checks if not c.ok]
     message = "all checks hold" if ok else "failed: " + ", ".join(failed)
     state = PackageState.VALID if ok else PackageState.INVALID
     packages.finish(ctx.factory, package_id, state, report, message)
     publish(Event(EventKind.DONE, status=str(state)))
     return str(state)
+
+
+def _calibration(
+    ctx: WorkerContext, exercise: Exercise, on_subject: Callable[[str, int, int], None]
+) -> dict[str, Any] | None:
+    """Where the speed checks' thresholds belong on this worker (`grader.calibrate`), for the
+    package's page; None for an exercise without a time check. Never fails the validation."""
+    from grader.calibrate import NotCalibratable, calibrate
+
+    try:
+        return calibrate(exercise, ctx.backend, on_subject=on_subject).to_dict()
+    except NotCalibratable:
+        return None
+    except Exception as exc:  # noqa: BLE001 - the validation holds whatever calibration does
+        log.exception("%s: calibration failed to run", exercise.slug)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def grade_attempt(ctx: WorkerContext, submission_id: int, attempt: int) -> str:

@@ -50,6 +50,22 @@ class PerformanceInconclusive(Exception):
     """The machine was too noisy to judge; never the submission's fault. Retry later."""
 
 
+def _never(log_ratios: Sequence[float]) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class FixedPairs:
+    """A time measurement made to calibrate a threshold (`grader.calibrate`), not to judge one:
+    `pairs` pairs whatever they show, or fewer once `enough(log_ratios)` says more could not
+    change what the calibration concludes. No early decision against the limit, no time budget
+    and no second measurement on a noisy machine: the interval carries the noise. The result is
+    still judged against the current limit, on the interval of all its pairs."""
+
+    pairs: int
+    enough: Callable[[Sequence[float]], bool] = _never
+
+
 @dataclass
 class Block:
     outputs: list[Any]
@@ -147,9 +163,15 @@ def time_ratio(
     check: Check,
     progress: Progress | None = None,
     busy: Callable[[float], None] | None = None,
+    fixed: FixedPairs | None = None,
 ) -> PerfResult:
     """Measure CPU time of the submission over the reference. When the machine is too noisy to
-    judge, wait for it to calm down (BUSY_PAUSES, saying so through `busy`) and measure again."""
+    judge, wait for it to calm down (BUSY_PAUSES, saying so through `busy`) and measure again.
+    With `fixed`, measure as many pairs as it says, once (see FixedPairs)."""
+    if fixed is not None:
+        measured = _time_ratio_once(name, student, reference, make_call, spec, check, progress, fixed)
+        assert measured is not None  # a fixed measurement is never inconclusive
+        return measured
     for pause in (*BUSY_PAUSES, None):
         result = _time_ratio_once(name, student, reference, make_call, spec, check, progress)
         if result is not None:
@@ -174,6 +196,7 @@ def _time_ratio_once(
     spec: PerformanceSpec,
     check: Check,
     progress: Progress | None,
+    fixed: FixedPairs | None = None,
 ) -> PerfResult | None:
     seed = secrets.randbits(32)
     rng, order = np.random.default_rng(seed), np.random.default_rng(seed + 1)
@@ -191,14 +214,19 @@ def _time_ratio_once(
         logs.append(math.log(cpu["submission"] / cpu["reference"]))
         n = len(logs)
         if progress is not None:
-            progress(n, spec.max_pairs)
+            progress(n, spec.max_pairs if fixed is None else fixed.pairs)
+        if fixed is not None:
+            if n >= fixed.pairs or fixed.enough(logs):
+                decision = stats.decide(logs, spec.limit, final=True, seed=seed)
+                break
+            continue
         out_of_time = time.monotonic() - started > spec.budget_seconds and n >= stats.EARLY_PAIRS
         final = n >= spec.max_pairs or out_of_time
         if n in points or final or n in (stats.EARLY_PAIRS, stats.CLEAR_CUT_PAIRS):
             decision = stats.decide(logs, spec.limit, final=final, seed=seed)
             if decision.by == "clear-cut" or (n in points and decision.state != "undecided") or final:
                 break
-    if stats.inconclusive(decision, spec.limit, sides["reference"].cpu_ns):
+    if fixed is None and stats.inconclusive(decision, spec.limit, sides["reference"].cpu_ns):
         return None
     sub, ref = sides["submission"], sides["reference"]
     walls = [math.log(s / r) for s, r in zip(sub.wall_ns, ref.wall_ns, strict=True)]

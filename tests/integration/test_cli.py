@@ -146,6 +146,13 @@ def test_validation_reports_that_hold_are_kept_and_failures_are_not(tmp_path: Pa
     first = grader("exercise", "validate", "guarded-sum", "--cache", str(cache))
     assert first.returncode == 0 and "(kept report)" not in said(first), first.stdout
     assert "all 1 exercise(s) valid" in said(first)
+    # while it works, stderr says which check runs, k of n (reference, skeleton, one wrong variant)
+    begun = [line for line in first.stderr.splitlines() if line.startswith("checking ")]
+    assert begun == [
+        "checking reference (1 of 3)",
+        "checking skeleton (2 of 3)",
+        "checking wrong/transpose (3 of 3)",
+    ]
     again = grader("exercise", "validate", "guarded-sum", "--cache", str(cache))
     assert again.returncode == 0 and said(again).count("(kept report)") == said(first).count("ok guarded-sum")
     more_seeds = grader("exercise", "validate", "guarded-sum", "--cache", str(cache), "--seeds", "2")
@@ -171,6 +178,9 @@ def test_validate_all_runs_exercises_side_by_side(tmp_path: Path) -> None:
     done = grader("exercise", "validate", "--all", "--jobs", "2", catalog=root)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 at a time" in done.stderr and "all 2 exercise(s) valid" in said(done)
+    # each exercise's checks, k of n, as they begin in the processes that validate them
+    assert "guarded-sum: checking reference (1 of 3)" in done.stderr
+    assert "toy-sum: checking wrong/columns (3 of 3)" in done.stderr
     for subject in ("guarded-sum: reference", "toy-sum: reference", "toy-sum: wrong/columns"):
         assert f"ok {subject}" in said(done)
     (root / "solutions" / "toy-sum" / "wrong" / "columns.py").write_text(

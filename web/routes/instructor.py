@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from grader.library import exercise_folders
-from web import services
+from web import progress, services
 from web.deps import MAX_ID, Csrf, Id, TeacherPage, WebDep, flash, render
 from web.http import status_of
+from web.routes.submissions import SSE_HEADERS
 
 router = APIRouter(prefix="/instructor", include_in_schema=False)
 MAX_ZIP = 20 * 1024 * 1024
@@ -54,6 +55,7 @@ def exercise(request: Request, slug: str, user: TeacherPage, web: WebDep) -> Res
         packages=packages,
         versions=services.packages.versions_of(web, slug),
         files=files,
+        mistakes=services.cohort.exercise_mistakes(web, slug) if live is not None else None,
     )
 
 
@@ -104,13 +106,26 @@ def package(request: Request, package_id: Id, user: TeacherPage, web: WebDep) ->
                         )
         except Exception:  # noqa: BLE001 - a package whose files are gone is still listed
             files = []
-    return render(request, "instructor/package.html", package=row, files=files)
+    now = services.packages.progress(web, row)
+    return render(request, "instructor/package.html", package=row, files=files, progress=now)
 
 
 @router.get("/packages/{package_id}/state")
 def package_state(package_id: Id, user: TeacherPage, web: WebDep) -> Response:
     row = services.packages.get_package(web, package_id)
-    return JSONResponse({"id": row.id, "state": row.state, "message": row.message})
+    now = services.packages.progress(web, row)
+    return JSONResponse({"id": row.id, "state": row.state, "message": row.message, "progress": now})
+
+
+@router.get("/packages/{package_id}/events")
+def package_events(request: Request, package_id: Id, user: TeacherPage, web: WebDep) -> Response:
+    """Server-sent events of the package's validation (see `web.progress.package_stream`)."""
+    services.packages.get_package(web, package_id)
+    return StreamingResponse(
+        progress.package_stream(web, request, package_id),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
 
 
 @router.post("/packages/{package_id}/publish", dependencies=[Csrf])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from grader.events import Event
 from grader.jobs import packages as jobpackages
 from grader.jobs import queue as jobqueue
 from grader.library import package_root
@@ -21,7 +24,7 @@ from grader.store import (
 )
 from grader.store.models import utcnow
 from web.services.base import Web
-from web.services.errors import Conflict, Invalid, NotFound
+from web.services.errors import Conflict, Invalid, NotFound, Unavailable
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,20 @@ def get_package(web: Web, package_id: int) -> ExercisePackage:
         if row is None:
             raise NotFound(f"package {package_id}")
         return row
+
+
+def progress(web: Web, package: ExercisePackage) -> dict[str, Any] | None:
+    """While a worker validates `package`, the check it is running: the event it published
+    (`subject`, `current` of `total`, and `message`: "checking wrong/loop (5 of 14)"). None when
+    it is not validating, or the queue cannot tell."""
+    if package.state != PackageState.VALIDATING:
+        return None
+    try:
+        raw = web.redis().get(jobpackages.progress_key(package.id))
+    except (Unavailable, RedisError, OSError):
+        return None
+    event = Event.from_json(raw) if isinstance(raw, bytes | str) else None
+    return event.to_dict() if event is not None else None
 
 
 def upload(web: Web, user: User, data: bytes) -> ExercisePackage:
