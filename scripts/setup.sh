@@ -62,7 +62,14 @@ if [[ ! -f "$stamp" ]]; then
     # while an unpinned `torch` would download several GB of CUDA packages. It is installed first,
     # with pip (not uv), so that the project's own requirement finds it already satisfied.
     .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
-    .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+    # The rest with uv when it installs (it resolves and downloads in parallel: ~20 s here against
+    # ~45 s for pip), else with pip. Both compile the bytecode: a sandbox cannot write it, and a
+    # runner importing numpy from source each time would start slower.
+    if .venv/bin/pip install --quiet --disable-pip-version-check uv; then
+        .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -e '.[dev]'
+    else
+        .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+    fi
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
