@@ -14,6 +14,7 @@ import secrets
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from grader import __version__
@@ -22,6 +23,7 @@ from grader.events import Event, EventKind, EventSink, ignore
 from grader.harness.plugin import GradingPlugin, run_pytest
 from grader.harness.results import Results
 from grader.harness.session import GradingSession
+from grader.measurement.protocol import FixedPairs
 from grader.notebooks.reader import is_notebook
 from grader.pool import WarmPool
 from grader.static import Rejected, check_source
@@ -33,6 +35,7 @@ from grader.verdict import (
     TestResult,
     Timings,
     Verdict,
+    count,
     truncate,
     worst,
 )
@@ -55,9 +58,12 @@ def grade(
     filename: str = "",
     size: int | None = None,
     pool: WarmPool | None = None,
+    calibration: Mapping[str, FixedPairs] | None = None,
 ) -> Verdict:
     """Grade `raw` (the submitted file's bytes) against `exercise`. `device` is the GPU this
-    grading may use ("cuda:N"); exercises that do not declare a GPU run on the CPU."""
+    grading may use ("cuda:N"); exercises that do not declare a GPU run on the CPU.
+    `calibration` is for `grader.calibrate` only: the time checks it names are measured on the
+    pairs it says, and no other performance check is."""
     started = time.perf_counter()
     device = device if exercise.spec.resources == "gpu" else "cpu"
     if seed is None:  # fresh hidden inputs for every grading; the seed is kept in the verdict
@@ -94,7 +100,15 @@ def grade(
         )
     static_s = time.perf_counter() - started
     session = GradingSession(
-        exercise, source, backend, seed=seed, device=device, events=events, measure=measure, pool=pool
+        exercise,
+        source,
+        backend,
+        seed=seed,
+        device=device,
+        events=events,
+        measure=measure,
+        pool=pool,
+        calibration=calibration,
     )
     session.timings.static_s = static_s
     try:
@@ -245,15 +259,15 @@ def judge(
 
 
 def summarise(status: Status, results: list[TestResult], message: str = "") -> str:
-    graded = [r for r in results if r.outcome is not Outcome.SKIPPED]
-    passed = sum(r.outcome is Outcome.PASSED for r in graded)
+    counts = count(results)
     if status is Status.PASSED:
-        return f"passed all {passed} tests"
+        return f"passed all {counts.passed} tests"
     if status is Status.TOO_SLOW:
         slow = [r.name for r in results if r.outcome is Outcome.TOO_SLOW]
         return f"correct, but over a performance limit in {', '.join(slow)}"
     if status is Status.FAILED:
-        return f"{passed} of {len(graded)} tests passed"
+        not_run = f" ({counts.not_run} not run)" if counts.not_run else ""
+        return f"{counts.passed} of {counts.total} tests passed{not_run}"
     return message.splitlines()[0] if message else status.label
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 SCHEMA_VERSION = 1
 MESSAGE_CHARS = 1000
@@ -91,6 +91,48 @@ class TestResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.PASSED
+
+    @property
+    def function(self) -> str:
+        """The test function: the name without its parameters."""
+        return self.name.split("[", 1)[0]
+
+    @property
+    def case(self) -> str:
+        """What tells a parametrised test's cases apart: the ids its author gave them ("" for none)."""
+        rest = self.name.partition("[")[2]
+        return rest[:-1] if rest.endswith("]") else rest
+
+
+class Mistake(BaseModel):
+    """Failing tests that share one mistake: the hint their author wrote for it, or (with no hint)
+    one exception at one place, or one test function's cases. See `mistakes`."""
+
+    title: str  # the hint; else what failed, in the test's own words
+    hint: str = ""
+    kind: str  # "hint" | "error" | "test"
+    outcome: Outcome  # the most severe outcome among its tests
+    tests: list[str]  # names, in the verdict's order
+    example: str  # the failing case to look at first (see `mistakes`)
+    public: int = 0  # how many of its tests are public (their inputs are in test_public.py)
+
+    def others(self) -> str:
+        """Its tests other than the example, by test function: "test_a x3, test_b"."""
+        functions: dict[str, int] = {}
+        for name in self.tests:
+            if name != self.example:
+                function = name.split("[", 1)[0]
+                functions[function] = functions.get(function, 0) + 1
+        return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in functions.items())
+
+
+class Counts(BaseModel):
+    """How many tests passed, failed and did not run. Every report says the same counts."""
+
+    passed: int
+    failed: int
+    not_run: int
+    total: int
 
 
 class Metric(StrEnum):
@@ -209,6 +251,75 @@ class Verdict(BaseModel):
 
     def failing_tests(self) -> list[TestResult]:
         return [t for t in self.tests if t.outcome not in (Outcome.PASSED, Outcome.SKIPPED)]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def counts(self) -> Counts:
+        return count(self.tests)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mistakes(self) -> list[Mistake]:
+        return mistakes(self.tests)
+
+    def test(self, name: str) -> TestResult | None:
+        return next((t for t in self.tests if t.name == name), None)
+
+
+def count(tests: list[TestResult]) -> Counts:
+    passed = sum(t.outcome is Outcome.PASSED for t in tests)
+    not_run = sum(t.outcome is Outcome.SKIPPED for t in tests)
+    return Counts(passed=passed, failed=len(tests) - passed - not_run, not_run=not_run, total=len(tests))
+
+
+def mistakes(tests: list[TestResult]) -> list[Mistake]:
+    """The failing tests grouped by the mistake they most likely share, the likeliest root cause
+    first.
+
+    Tests whose failures carry the same hint are one group: the hint is the author's diagnosis,
+    often of a misconception the output matched. Without a hint, errors with the same message
+    (one exception raised at one line) are one group, and any other failures of one test
+    function are one group. Groups are ordered by how many failing tests they explain (the
+    mistake behind most failures is the one to fix first), then by where their first test
+    comes: authors write the simple cases first. A group's example is its first public test
+    (its inputs are in test_public.py, so the learner can run it), else its first test.
+    Only names, outcomes and authored words are used: nothing a hidden test computed."""
+    groups: dict[tuple[str, str], list[tuple[int, TestResult]]] = {}
+    for index, test in enumerate(tests):
+        if test.outcome in (Outcome.PASSED, Outcome.SKIPPED):
+            continue
+        if test.hint:
+            key = ("hint", test.hint)
+        elif test.outcome is Outcome.ERROR and test.message:
+            key = ("error", test.message)
+        else:
+            key = ("test", test.function)
+        groups.setdefault(key, []).append((index, test))
+    found = []
+    for (kind, _), members in sorted(groups.items(), key=lambda g: (-len(g[1]), g[1][0][0])):
+        group = [test for _, test in members]
+        first = next((t for t in group if t.visibility == "public"), group[0])
+        if kind == "hint":
+            title = first.hint
+        elif kind == "error":
+            title = first.message.splitlines()[0]
+        else:
+            title = f"{first.description or first.function}"
+        found.append(
+            Mistake(
+                title=title,
+                hint=first.hint,
+                kind=kind,
+                outcome=max((t.outcome for t in group), key=_OUTCOME_ORDER.index),
+                tests=[t.name for t in group],
+                example=first.name,
+                public=sum(t.visibility == "public" for t in group),
+            )
+        )
+    return found
+
+
+_OUTCOME_ORDER = [Outcome.PASSED, Outcome.SKIPPED, Outcome.TOO_SLOW, Outcome.FAILED, Outcome.ERROR]
 
 
 def truncate(text: str, limit: int = MESSAGE_CHARS) -> str:

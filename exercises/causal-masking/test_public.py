@@ -94,7 +94,7 @@ def test_one_query_two_keys_by_hand(submission):
         submission.scaled_dot_product_attention(q, k, v),
         expected,
         misconceptions={
-            "forgot the 1/sqrt(d) scale? (weights 1/10, 9/10)": torch.tensor([[0.1, 0.9]]),
+            "forgot the 1/sqrt(d) scale?": torch.tensor([[0.1, 0.9]]),
             "scaled by 1/d instead of 1/sqrt(d)?": torch.tensor(
                 [[1 / (1 + math.sqrt(3)), math.sqrt(3) / (1 + math.sqrt(3))]]
             ),

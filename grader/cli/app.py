@@ -20,11 +20,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 
 from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise, load_catalog
 from grader.cli import render
-from grader.events import Event, EventSink, ignore
+from grader.events import Event, EventKind, EventSink, ignore
 from grader.settings import Settings, get_settings
 from grader.verdict import Verdict
 from sandbox import (
@@ -66,7 +67,8 @@ def handled(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CliError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
+            message = escape(str(exc))  # its own words, never markup
+            err.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -121,10 +123,10 @@ class State:
 def main_options(
     ctx: typer.Context,
     exercises_dir: Annotated[
-        Path | None, typer.Option(help="Folder of exercise packages [env: GRADER_EXERCISES_DIR]")
+        Path | None, typer.Option(help="Folder of exercise packages (env: GRADER_EXERCISES_DIR)")
     ] = None,
     solutions_dir: Annotated[
-        Path | None, typer.Option(help="Folder of solutions [env: GRADER_SOLUTIONS_DIR]")
+        Path | None, typer.Option(help="Folder of solutions (env: GRADER_SOLUTIONS_DIR)")
     ] = None,
 ) -> None:
     settings = get_settings()
@@ -141,14 +143,14 @@ def _bullets(lines: list[str]) -> str:
 
 SandboxOption = Annotated[
     str | None,
-    typer.Option("--sandbox", help="auto (bwrap, else docker), bwrap or docker [env: GRADER_SANDBOX]"),
+    typer.Option("--sandbox", help="auto (bwrap, else docker), bwrap or docker (env: GRADER_SANDBOX)"),
 ]
 OwnCodeSandboxOption = Annotated[
     str | None,
     typer.Option(
         "--sandbox",
         help="auto (bwrap, else docker), bwrap, docker, or none (only your own solutions) "
-        "[env: GRADER_SANDBOX]",
+        "(env: GRADER_SANDBOX)",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")]
@@ -170,7 +172,7 @@ def grade(
         typer.Option(help="Seed for the tests' inputs (default: a fresh one, shown in the verdict)"),
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help="GPU for GPU exercises: cuda:N [env: GRADER_DEVICE]")
+        str | None, typer.Option(help="GPU for GPU exercises: cuda:N (env: GRADER_DEVICE)")
     ] = None,
 ) -> None:
     """Grade FILE against every test of EXERCISE, performance included."""
@@ -314,6 +316,44 @@ def progress() -> Iterator[EventSink]:
         yield on_event
 
 
+Step = Callable[[str, int, int], None]
+
+
+@contextlib.contextmanager
+def steps(verb: str, *, pairs_every: int = 0) -> Iterator[tuple[Step, EventSink]]:
+    """Progress on stderr of a command that grades several files: `step(subject, k, n)` says which
+    one now ("checking wrong/loop (5 of 14)"), and the sink takes its grading's events. On a
+    terminal, one live line; elsewhere a line per step and, with `pairs_every`, one every so many
+    measured pairs."""
+    if not err.is_terminal:
+
+        def say(subject: str, k: int, n: int) -> None:
+            err.print(f"{verb} {subject} ({k} of {n})", soft_wrap=True)
+
+        def note(event: Event) -> None:
+            if pairs_every and event.kind is EventKind.PERFORMANCE and event.total:
+                if event.current % pairs_every == 0 or event.current == event.total:
+                    err.print(f"  {event.message} of {event.total}", soft_wrap=True)
+
+        yield say, note
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(verb, total=None)
+        now = [verb]
+
+        def step(subject: str, k: int, n: int) -> None:
+            now[0] = f"{verb} {subject} ({k} of {n})"
+            bar.update(task, description=now[0], completed=0, total=None)
+
+        def on_event(event: Event) -> None:
+            what = event.message or event.describe()
+            description = f"{now[0]}: {what}" if what else now[0]
+            bar.update(task, description=description, completed=event.current, total=event.total or None)
+
+        yield step, on_event
+
+
 @exercise_app.command("list")
 @handled
 def list_exercises(
@@ -361,14 +401,14 @@ def validate(
             min=1,
             max=64,
             help="With --all: exercises validated at once, each in a process of its own "
-            "[default: the CPUs, at most 4]",
+            "(default: the CPUs, at most 4)",
         ),
     ] = None,
     cache: Annotated[
         Path | None,
         typer.Option(
             help="Keep the reports that hold here, and skip a version (files, grader code, sandbox, seeds) "
-            "validated before [env: GRADER_VALIDATION_CACHE]"
+            "validated before (env: GRADER_VALIDATION_CACHE)"
         ),
     ] = None,
 ) -> None:
@@ -388,8 +428,18 @@ def validate(
     if workers > 1:
         backend.close()  # each process selects its own
         err.print(f"validating {len(targets)} exercises, {workers} at a time")
+
+        def started_check(slug: str, subject: str, k: int, n: int) -> None:
+            err.print(f"[dim]{slug}: checking {subject} ({k} of {n})[/dim]", soft_wrap=True)
+
         runs = validate_in_parallel(
-            targets, backend.name, fork=state.settings.fork_runners, jobs=workers, seeds=seeds, cache=cache
+            targets,
+            backend.name,
+            fork=state.settings.fork_runners,
+            jobs=workers,
+            seeds=seeds,
+            cache=cache,
+            on_start=started_check,
         )
         for done, (target, result) in enumerate(runs, 1):
             if isinstance(result, BaseException):
@@ -404,7 +454,7 @@ def validate(
             )
     else:
         for target in targets:
-            with progress() as events:
+            with steps(f"{target.slug}: checking" if all_ else "checking") as (step, events):
                 checks = validate_cached(
                     target,
                     backend,
@@ -412,11 +462,121 @@ def validate(
                     events=events,
                     on_check=lambda c: render.check(out, c),
                     seeds=seeds,
+                    on_start=step,
                 )
             failures += sum(not c.ok for c in checks)
     if failures:
         raise CliError(f"{failures} validation check(s) did not hold", 1)
     out.print(f"[green]all {len(targets)} exercise(s) valid[/green] in {time.monotonic() - started:.0f} s")
+
+
+@exercise_app.command("calibrate")
+@handled
+def calibrate(
+    ctx: typer.Context,
+    exercise: Annotated[str, typer.Argument(help="Exercise slug")],
+    sandbox: OwnCodeSandboxOption = None,
+    pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--pairs",
+            min=5,
+            max=1001,
+            help="Pairs per measurement (default: each check's max_pairs); fewer are measured when the "
+            "check's budget_seconds runs out, or when more could not change the proposal",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON on stdout")] = False,
+) -> None:
+    """Measure, on this machine, the reference against itself and every wrong/ variant that expects
+    too_slow against the reference, on each time check of EXERCISE; propose a threshold that
+    separates them with a margin, and say whether the current one does."""
+    from grader.calibrate import NotCalibratable, slow_variants, time_checks
+    from grader.calibrate import calibrate as measure
+
+    state: State = ctx.obj
+    target = state.exercise(exercise)
+    if not time_checks(target):
+        raise CliError(
+            f"{target.slug} has no time check to calibrate "
+            '(a [performance.<name>] in exercise.toml with metric = "time" and no sizes)',
+            2,
+        )
+    backend = state.backend(sandbox, own_code=True)
+    try:
+        with steps("measuring", pairs_every=10) as (step, events):
+            result = measure(target, backend, pairs=pairs, events=events, on_subject=step)
+    except NotCalibratable as exc:
+        raise CliError(str(exc), 2) from None
+    finally:
+        backend.close()
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        render.calibration(out, result)
+    if result.unmeasured:
+        raise CliError(f"the reference could not be measured on: {', '.join(result.unmeasured)}", 1)
+    if result.without_slow_variants:
+        why = (
+            "none of its too_slow variants is caught by a test that measures a time check"
+            if slow_variants(target)
+            else "no wrong/ variant expects too_slow"
+        )
+        raise CliError(
+            f"{target.slug}: {why}, so there is nothing to separate the reference from; it was measured "
+            "against itself only (add a slow variant: '# expect: too_slow', '# caught-by: <test>')",
+            2,
+        )
+    if result.unseparated:
+        checks = ", ".join(result.unseparated)
+        raise CliError(f"no threshold separates the reference from the slow variants on: {checks}", 1)
+
+
+@exercise_app.command("new")
+@handled
+def new_exercise(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The new exercise's slug, e.g. layer-norm")],
+    title: Annotated[str | None, typer.Option(help="Its title (default: made of the slug)")] = None,
+    track: Annotated[
+        str | None, typer.Option(help="A track id from tracks.toml (default: the first one)")
+    ] = None,
+    level: Annotated[int, typer.Option(min=1, max=5, help="1 (first steps) .. 5 (hard)")] = 1,
+    minutes: Annotated[int, typer.Option(min=1, max=600, help="Typical time to solve")] = 30,
+) -> None:
+    """Scaffold a new exercise package: lesson, settings, skeleton, public and hidden tests, a
+    reference solution and a known-wrong variant, which `grader exercise validate SLUG` passes
+    as written. Never overwrites anything."""
+    import shlex
+
+    from grader.authoring import ScaffoldError, scaffold
+
+    settings: Settings = ctx.obj.settings
+    try:
+        done = scaffold(
+            slug,
+            settings.exercises_dir,
+            settings.solutions_dir,
+            title=title,
+            track=track,
+            level=level,
+            minutes=minutes,
+        )
+    except ScaffoldError as exc:
+        raise CliError(str(exc), 2) from None
+    out.print(f"created exercise [bold]{done.slug}[/bold] in track {escape(done.track)}:")
+    for path, role in done.files:
+        out.print(f"  {escape(str(path))}" + (f"  [dim]{escape(role)}[/dim]" if role else ""), soft_wrap=True)
+    fields, where = Settings.model_fields, ""
+    if (settings.exercises_dir, settings.solutions_dir) != (
+        fields["exercises_dir"].default,
+        fields["solutions_dir"].default,
+    ):
+        folders = (shlex.quote(str(settings.exercises_dir)), shlex.quote(str(settings.solutions_dir)))
+        where = " --exercises-dir {} --solutions-dir {}".format(*folders)
+    out.print("next:")
+    out.print("  1. edit the files: every place to replace is marked TEMPLATE")
+    out.print(f"  2. grader{escape(where)} exercise validate {done.slug}", soft_wrap=True)
 
 
 @sandbox_app.command("check")
@@ -463,7 +623,7 @@ def sandbox_check() -> None:
 @sandbox_app.command("build")
 @handled
 def sandbox_build(
-    image: Annotated[str | None, typer.Option(help="Image name [env: GRADER_DOCKER_IMAGE]")] = None,
+    image: Annotated[str | None, typer.Option(help="Image name (env: GRADER_DOCKER_IMAGE)")] = None,
 ) -> None:
     """Build the Docker runtime image on this host, with no registry: an image of mount points
     into which the host's Python, torch and runner are bound read-only. (Production images are

@@ -204,7 +204,7 @@ def worker(
     ] = None,
     burst: Annotated[bool, typer.Option("--burst", help="Stop when the queues are empty")] = False,
     sandbox: Annotated[
-        str | None, typer.Option(help="auto (bwrap, else docker), bwrap or docker [env: GRADER_SANDBOX]")
+        str | None, typer.Option(help="auto (bwrap, else docker), bwrap or docker (env: GRADER_SANDBOX)")
     ] = None,
     fork: Annotated[
         bool,

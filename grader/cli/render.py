@@ -27,6 +27,7 @@ OUTCOME_STYLE = {
 }
 
 if TYPE_CHECKING:  # validating imports the engine, which most commands never need
+    from grader.calibrate import Calibration, CheckCalibration, Measured
     from grader.validate import Check
 
 
@@ -60,27 +61,51 @@ def verdict(console: Console, result: Verdict) -> None:
 
 
 def _tests(result: Verdict) -> Table:
-    """Tests that need attention in full; passing ones as a count (the JSON has every test)."""
+    """Failing tests grouped by the mistake they share, the likeliest root cause first, each with
+    the case to look at first; passing and skipped ones as counts (the JSON has every test)."""
     table = Table(show_header=True, header_style="bold", expand=True, box=None)
-    table.add_column("", width=5, no_wrap=True)
-    table.add_column("test", ratio=3, overflow="fold")
-    table.add_column("", width=6, no_wrap=True)
-    table.add_column("message", ratio=5, overflow="fold")
-    passed = [t for t in result.tests if t.outcome is Outcome.PASSED]
-    for test in result.tests:
-        if test.outcome is Outcome.PASSED:
-            continue
-        label, style = OUTCOME_STYLE[test.outcome]
-        text = Text(test.message)
-        if test.hint:
-            text.append(f"\nhint: {test.hint}", style="cyan")
-        table.add_row(Text(label, style=style), Text(test.name), Text(test.visibility, style="dim"), text)
-    if passed:
-        public = sum(t.visibility == "public" for t in passed)
-        counts = f"{public} public, {len(passed) - public} hidden"
+    table.add_column("", width=8, no_wrap=True)
+    table.add_column("mistake", ratio=1, overflow="fold")
+    table.add_column("tests", width=10, no_wrap=True, justify="right")
+    mistakes = result.mistakes
+    for number, mistake in enumerate(mistakes, 1):
+        label, style = OUTCOME_STYLE[mistake.outcome]
+        text = Text()
+        if number == 1 and len(mistakes) > 1:
+            text.append("fix this first: ", style="bold")
+        if mistake.kind == "hint":
+            text.append("hint: ", style="cyan")
+            text.append(mistake.title, style="bold cyan")
+        else:
+            text.append(mistake.title, style="bold")
+        example = result.test(mistake.example)
+        if example is not None:
+            text.append("\n" + ("start with " if len(mistake.tests) > 1 else ""), style="dim")
+            text.append(example.name)
+            text.append(f" ({example.visibility})", style="dim")
+            message = example.message
+            if mistake.kind == "error":  # its first line is the title
+                message = "\n".join(message.splitlines()[1:])
+            if message:
+                text.append("\n" + message)
+            if example.hint and mistake.kind != "hint":
+                text.append(f"\nhint: {example.hint}", style="cyan")
+        others = mistake.others()
+        if others:
+            text.append(f"\nalso: {others}", style="dim")
+        public = f"\n{mistake.public} public" if mistake.public else ""
         table.add_row(
-            Text("PASS", style="green"), Text(f"{len(passed)} tests passed"), "", Text(counts, style="dim")
+            Text(f"{number} {label}", style=style), text, Text(f"{len(mistake.tests)}{public}", style="dim")
         )
+    counts = result.counts
+    if counts.passed or counts.not_run:
+        shown = sum(t.visibility == "public" for t in result.tests if t.outcome is Outcome.PASSED)
+        line = (
+            f"{counts.passed} of {counts.total} tests passed ({shown} public, {counts.passed - shown} hidden)"
+        )
+        if counts.not_run:
+            line += f"; {counts.not_run} not run"
+        table.add_row(Text("PASS", style="green"), Text(line), Text(str(counts.passed), style="dim"))
     return table
 
 
@@ -154,3 +179,48 @@ def check(console: Console, item: Check) -> None:
     if item.detail:
         line.append(f"\n      {item.detail}", style="dim" if item.ok else "red")
     console.print(line)
+
+
+def calibration(console: Console, result: Calibration) -> None:
+    """Each time check's measurements, its proposed threshold (or why there is none) and what the
+    current threshold does; then the rule."""
+    for item in result.checks:
+        console.print(_calibration_table(result, item))
+        if item.proposed is not None:
+            console.print(Text(item.summary, style="green"))
+        else:
+            console.print(Text(item.summary, style="yellow" if not item.slow else "red"))
+        if item.current:
+            styles = {None: "dim", True: "green", False: "red"}
+            console.print(Text(item.current, style=styles[item.current_separates]))
+        console.print()
+    console.print(Text(f"rule: {result.rule}", style="dim"))
+
+
+def _calibration_table(result: Calibration, item: CheckCalibration) -> Table:
+    title = Text.assemble(
+        (f"{result.exercise}: {item.check}", "bold"),
+        (
+            f"  time; threshold {item.threshold:g} (limit {item.limit:.2f}x); "
+            f"up to {item.pairs} pairs each; {result.sandbox}",
+            "dim",
+        ),
+    )
+    table = Table(title=title, title_justify="left", box=None, header_style="bold", show_edge=False)
+    for column in ("measured", "ratio (median)", "95% interval", "pairs", "reference per call", ""):
+        table.add_column(column)
+    table.add_row(*_measured_row(item.reference, "reference vs itself"))
+    for measured in item.slow:
+        table.add_row(*_measured_row(measured, measured.subject))
+    for subject in item.left_out:
+        left = Text("caught by other checks' tests: left out", style="dim")
+        table.add_row(Text(subject, style="dim"), "", "", "", "", left)
+    return table
+
+
+def _measured_row(measured: Measured, label: str) -> list[Text | str]:
+    if not measured.measured:
+        return [Text(label), "-", "-", str(measured.pairs), "-", Text(measured.error, style="red")]
+    ratio, low, high = measured.ratio or 0.0, measured.low or 0.0, measured.high or 0.0
+    call = f"{measured.call_s * 1e3:.3g} ms" if measured.call_s else "-"
+    return [Text(label), f"{ratio:.2f}x", f"{low:.2f}-{high:.2f}x", str(measured.pairs), call, ""]

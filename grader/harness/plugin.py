@@ -10,6 +10,7 @@ correctness test passed), `weight(n)`, `feedback("full")` (a hidden test may sho
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import time
 import warnings
@@ -171,8 +172,10 @@ class GradingPlugin:
 
 
 def _doc(item: pytest.Item) -> str:
+    """A test's description: its docstring's first paragraph, on one line."""
     doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    paragraph = re.split(r"\n[ \t]*\n", doc.strip(), maxsplit=1)[0]
+    return " ".join(paragraph.split())
 
 
 def run_pytest(plugin: GradingPlugin, paths: list[str], workdir: str) -> Results:

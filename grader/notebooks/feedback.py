@@ -59,7 +59,8 @@ def summary_markdown(verdict: Verdict, notebook: Any = None) -> str:
     if verdict.message and verdict.message != verdict.summary:
         lines += ["", _block(verdict.message)]
     if verdict.tests:
-        lines += ["", "| test | | result |", "|---|---|---|"]
+        lines += _mistakes_markdown(verdict)
+        lines += ["", "**Every test**", "", "| test | | result |", "|---|---|---|"]
         for test in verdict.tests:
             why = test.message.splitlines()[0] if test.message and not test.ok else ""
             hint = f" (hint: {test.hint})" if test.hint and not test.ok else ""
@@ -87,6 +88,29 @@ def summary_markdown(verdict: Verdict, notebook: Any = None) -> str:
     if verdict.output:
         lines += ["", "Your output:", "", _block(verdict.output[:4000])]
     return "\n".join(lines)
+
+
+def _mistakes_markdown(verdict: Verdict) -> list[str]:
+    """The failing tests grouped by the mistake they share, the likeliest root cause first."""
+    mistakes = verdict.mistakes
+    if not mistakes:
+        return []
+    lines = ["", "**What to fix**, grouped by the mistake the failing tests share:", ""]
+    for number, mistake in enumerate(mistakes, 1):
+        first = "Fix this first: " if number == 1 and len(mistakes) > 1 else ""
+        title = f"hint: {_plain(mistake.title)}" if mistake.kind == "hint" else _plain(mistake.title)
+        size = f"{len(mistake.tests)} failing test{'s' if len(mistake.tests) != 1 else ''}"
+        public = f", {mistake.public} public" if mistake.public else ""
+        lines.append(f"{number}. **{first}{title}** ({size}{public})")
+        example = verdict.test(mistake.example)
+        if example is not None:
+            why = example.message.splitlines()[0] if example.message and mistake.kind != "error" else ""
+            why = f": {_plain(why)}" if why else ""
+            lines.append(f"   - start with {_plain(example.name)} ({example.visibility}){why}")
+        others = mistake.others()
+        if others:
+            lines.append(f"   - also: {_plain(others)}")
+    return lines
 
 
 def edited_locked_cells(notebook: Any) -> list[str]:

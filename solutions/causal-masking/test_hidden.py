@@ -13,10 +13,38 @@ from grader.testing import Call, assert_close, call_unchanged
 OTHER = {"top_left": "bottom_right", "bottom_right": "top_left"}
 ALIGNS = [pytest.param("top_left", id="top-left"), pytest.param("bottom_right", id="bottom-right")]
 AFTER_SOFTMAX = "masked after the softmax? masked keys must be excluded before it, so the weights sum to 1"
-EMPTY_ROW_HINT = (
+EMPTY_ROW_NAN = (
     "a query with no allowed key has a row of -inf scores, and softmax of that row is 0/0 = NaN: "
     "give such rows a zero output"
 )
+EMPTY_ROW_FILL = (
+    "a finite fill such as -1e9 gives a query with no allowed key equal weights on every key, so its "
+    "row is the average of the values: give such rows a zero output"
+)
+EMPTY_ROW_LIKELY = (
+    "likely the rows of queries with no allowed key: each must be a zero row (not NaN, not an average "
+    "of the values)"
+)
+
+
+def empty_row_hint(got):
+    """The empty-row hint that matches what the output shows: NaN, or (without NaN) a guess."""
+    if isinstance(got, torch.Tensor) and got.is_floating_point() and bool(torch.isnan(got).any()):
+        return EMPTY_ROW_NAN
+    return EMPTY_ROW_LIKELY
+
+
+def finite_fill(reference, q, k, v, mask=None, is_causal=False, align="top_left"):
+    """What a -1e9 fill instead of -inf computes: a query with no allowed key averages every value."""
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    scores = (q.double() @ k.double().transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    allowed = torch.ones(n_q, n_k, dtype=torch.bool)
+    if is_causal:
+        allowed = reference.causal_mask(n_q, n_k, align=align)
+    if mask is not None:
+        allowed = allowed & mask
+    weights = torch.softmax(scores.masked_fill(~allowed, -1e9), dim=-1)
+    return (weights @ v.double()).to(q.dtype)
 
 
 # A correct result is computed in float32 (or better) and rounded to the output dtype once, so it
@@ -184,8 +212,11 @@ def test_causal_attention(submission, reference, rng, lead, n_q, n_k, d, d_v, al
     assert_close(
         got,
         oracle(reference, q, k, v, is_causal=True, align=align),
-        hint=EMPTY_ROW_HINT if n_q > n_k and align == "bottom_right" else "",
-        misconceptions=causal_mistakes(reference, q, k, v, align),
+        hint=empty_row_hint(got) if n_q > n_k and align == "bottom_right" else "",
+        misconceptions={
+            **causal_mistakes(reference, q, k, v, align),
+            EMPTY_ROW_FILL: finite_fill(reference, q, k, v, is_causal=True, align=align),
+        },
     )
 
 
@@ -354,7 +385,7 @@ def test_fully_masked_rows(submission, reference, rng, make):
     got = submission.scaled_dot_product_attention(q, k, v, **kwargs)
     sdpa = reference.scaled_dot_product_attention
     expected = oracle(reference, q, k, v, **kwargs)
-    mistakes = {}
+    mistakes = {EMPTY_ROW_FILL: finite_fill(reference, q, k, v, **kwargs)}
     if q.dtype != torch.float32:
         mistakes["returned float32? the output must have the input's dtype"] = expected.float()
     if "mask" in kwargs and kwargs.get("is_causal"):
@@ -364,7 +395,7 @@ def test_fully_masked_rows(submission, reference, rng, make):
         mistakes["the mask was ignored when is_causal is set? both must apply"] = sdpa(
             q, k, v, is_causal=True
         )
-    assert_close(got, expected, hint=EMPTY_ROW_HINT, misconceptions=mistakes, **tolerance_for(q.dtype))
+    assert_close(got, expected, hint=empty_row_hint(got), misconceptions=mistakes, **tolerance_for(q.dtype))
 
 
 # ---------------------------------------------------------------------------- half precision

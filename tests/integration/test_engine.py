@@ -69,7 +69,7 @@ def test_memory_is_measured_outside_and_allocations_by_the_probe(
 def test_skeleton_fails_with_actionable_messages(toy_catalog: Catalog, bwrap: Sandbox) -> None:
     exercise = toy_catalog.get("guarded-sum")
     verdict = grade(exercise, exercise.skeleton.read_bytes(), bwrap)
-    assert verdict.status is Status.FAILED and verdict.summary == "0 of 3 tests passed"
+    assert verdict.status is Status.FAILED and verdict.summary == "0 of 4 tests passed (1 not run)"
     first = verdict.tests[0]
     assert first.visibility == "public" and first.outcome is Outcome.FAILED
     assert first.message.startswith("NotImplementedError (rows.py, line 6, in row_sums:")

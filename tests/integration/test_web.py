@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from redis import Redis
 
+from grader.events import Event, EventKind
 from grader.jobs import queue as jobqueue
 from grader.jobs import worker
 from grader.settings import Settings
@@ -144,9 +146,10 @@ def test_concept_map_locks_what_needs_a_prerequisite(stack: Stack) -> None:
     response = client.post(
         "/concepts/guarded-sum/submissions", data={"csrf": csrf(locked), "source": SOLUTION, "kind": "submit"}
     )
-    assert response.status_code == 403
-    assert 'id="submit-error"' in response.text and "Row sums, tightly limited is locked" in response.text
-    assert "return x @ torch.ones" in response.text  # what was typed is kept
+    # back to the concept's page, which says why (what was typed stays in the browser's draft)
+    assert response.status_code == 303 and response.headers["location"] == "/concepts/guarded-sum"
+    back = client.get("/concepts/guarded-sum").text
+    assert 'id="submit-error"' in back and "Row sums, tightly limited is locked" in back
     headers = token_for(client, "di@example.com")
     api = client.post(
         "/api/v1/submissions", json={"exercise": "guarded-sum", "source": SOLUTION}, headers=headers
@@ -249,6 +252,13 @@ def test_fail_then_pass_then_the_next_concept_unlocks(stack: Stack, grading: wor
     failed_page = client.get(f"/submissions/{wrong['id']}").text
     assert 'id="verdict-status">Failed<' in failed_page
     assert 'id="unlocked"' not in failed_page
+    # the page and the API give the same counts and the same mistakes, every failing test in one
+    verdict = client.get(f"/api/v1/submissions/{wrong['id']}", headers=headers).json()["verdict"]
+    counts, mistakes = verdict["counts"], verdict["mistakes"]
+    assert counts["failed"] == sum(len(m["tests"]) for m in mistakes) > 0
+    assert f"{counts['passed']} of {counts['total']} passed" in failed_page
+    assert 'id="mistakes"' in failed_page
+    assert [str(escape(m["title"])) in failed_page for m in mistakes] == [True] * len(mistakes)
 
     page = client.get("/concepts/toy-sum").text
     posted = client.post(
@@ -326,9 +336,49 @@ def package_zip(
     return buffer.getvalue()
 
 
+class Watching:
+    """The worker's Redis, which at each check a validation publishes asks what the API, the
+    page's state and the page show of package `package_id` (into `seen`)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        package_id: int,
+        seen: list[tuple[dict[str, object], list[object]]],
+        api: TestClient,
+        page: TestClient,
+        headers: dict[str, str],
+    ) -> None:
+        self.redis, self.package_id, self.seen = redis, package_id, seen
+        self.api, self.page, self.headers = api, page, headers
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.redis, name)
+
+    def publish(self, channel: str, message: str) -> object:
+        event = Event.from_json(message)
+        if event is not None and event.kind is EventKind.CHECK:
+            where = f"/instructor/packages/{self.package_id}"
+            shown: list[object] = [
+                self.api.get(f"/api/v1{where}", headers=self.headers).json()["progress"],
+                self.page.get(f"{where}/state").json()["progress"],
+                self.page.get(where).text,
+            ]
+            self.seen.append((event.to_dict(), shown))
+        return self.redis.publish(channel, message)
+
+
+def log_in_page(client: TestClient, email: str, password: str = "correct horse") -> None:
+    page = client.get("/login")
+    done = client.post("/login", data={"csrf": csrf(page.text), "email": email, "password": password})
+    assert done.status_code == 303, done.text
+
+
 @pytest.mark.sandbox
 @pytest.mark.slow
-def test_an_uploaded_version_is_validated_then_published(stack: Stack, grading: worker.WorkerContext) -> None:
+def test_an_uploaded_version_is_validated_then_published(
+    stack: Stack, grading: worker.WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stack.redis.flushall()
     client = stack.client()
     accounts.create_user(grading.factory, "prof@example.com", "correct horse", "Prof", role=Role.INSTRUCTOR)
@@ -357,12 +407,51 @@ def test_an_uploaded_version_is_validated_then_published(stack: Stack, grading: 
     early = client.post(f"/api/v1/instructor/packages/{package['id']}/publish", headers=teacher)
     assert early.status_code == 409 and "only a validated package" in early.json()["detail"]
 
+    # while the worker validates, every check it begins is published and shown: the API, the
+    # page's state and the page itself say which check runs, k of n
+    page = stack.client()
+    log_in_page(page, "prof@example.com")
+    watched: list[tuple[dict[str, object], list[object]]] = []
+    monkeypatch.setattr(
+        grading, "redis", Watching(grading.redis, package["id"], watched, client, page, teacher)
+    )
     outcomes = grade_queued(stack, grading)
+    monkeypatch.undo()
     validated = client.get(f"/api/v1/instructor/packages/{package['id']}", headers=teacher).json()
     assert sorted(outcomes) == ["passed", "valid"], validated["report"]
     assert validated["state"] == "valid", validated["message"]
     subjects = [c["subject"] for c in validated["report"]["checks"]]
     assert subjects[:2] == ["reference", "skeleton"] and subjects[2:] == ["wrong/columns"]
+    begun = [(e["subject"], e["current"], e["total"], e["message"]) for e, _ in watched if "ok" not in e]
+    assert begun == [
+        ("reference", 1, 3, "checking reference (1 of 3)"),
+        ("skeleton", 2, 3, "checking skeleton (2 of 3)"),
+        ("wrong/columns", 3, 3, "checking wrong/columns (3 of 3)"),
+    ]
+    for event, (api, state, html) in watched:
+        if "ok" not in event:
+            assert api == state == event, (api, state)
+            assert f">{event['message']}</p>" in str(html)
+    ended = [(e["subject"], e["ok"], e["current"]) for e, _ in watched if "ok" in e]
+    assert ended == [("reference", True, 1), ("skeleton", True, 2), ("wrong/columns", True, 3)]
+    assert validated["progress"] is None  # done: nothing runs
+    # the checks held, so the speed check was calibrated: the reference against itself (the slow
+    # variants were left out of this upload)
+    [speed] = validated["report"]["calibration"]["checks"]
+    assert speed["check"] == "speed" and speed["reference"]["ratio"] > 0 and speed["slow"] == []
+    assert "no wrong/ variant is meant to be slow on speed" in speed["summary"]
+    shown = page.get(f"/instructor/packages/{package['id']}").text
+    assert 'id="calibration"' in shown and "reference vs itself" in shown
+    for follower, url, headers in (
+        (client, f"/api/v1/instructor/packages/{package['id']}/events", teacher),
+        (page, f"/instructor/packages/{package['id']}/events", {}),
+    ):
+        with follower.stream("GET", url, headers=headers) as events:
+            stream = events.read().decode()
+        assert (
+            "event: state" in stream
+            and f'event: done\ndata: {{"package": {package["id"]}, "status": "valid"}}' in stream
+        ), stream
 
     assert "A new paragraph in version two." not in client.get("/concepts/toy-sum").text
     published = client.post(f"/api/v1/instructor/packages/{package['id']}/publish", headers=teacher)

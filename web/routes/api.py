@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from grader.notebooks import NOTEBOOK_MAX_BYTES
 from grader.store import ExercisePackage, Submission, User
+from grader.verdict import Verdict
 from web import accounts, progress, services
 from web.deps import MAX_ID, ApiTeacher, ApiUser, Id, WebDep
 from web.routes.concepts import NOTEBOOK_MEDIA_TYPE, notebook_download
@@ -92,10 +93,11 @@ class SubmissionIn(BaseModel):
             "through its solution cells"
         ),
     )
-    filename: str = Field(
-        default="solution.py",
+    filename: str | None = Field(
+        default=None,
         max_length=255,
-        description="The file's name; a name ending in .ipynb makes source a notebook",
+        description="The file's name, by default the concept's entrypoint module (e.g. attention.py); "
+        "a name ending in .ipynb makes source a notebook",
     )
     kind: Literal["submit", "public"] = Field(
         default="submit", description="submit: hidden tests and performance; public: the public tests only"
@@ -133,7 +135,10 @@ def _submission(
         finished_at=row.finished_at,
         user_id=row.user_id,
         url=f"/submissions/{row.id}",
-        verdict=row.verdict if verdict else None,
+        # through the model: a verdict stored before a field existed gets it (its mistakes, its counts)
+        verdict=Verdict.model_validate(row.verdict).model_dump(mode="json")
+        if verdict and row.verdict
+        else None,
         unlocked=unlocked or [],
     )
 
@@ -286,9 +291,13 @@ class PackageOut(BaseModel):
     created_at: datetime.datetime
     validated_at: datetime.datetime | None
     published_at: datetime.datetime | None
+    progress: dict[str, Any] | None = Field(
+        default=None,
+        description="While validating: the check running now (`subject`, `current` of `total`, `message`)",
+    )
 
 
-def _package(row: ExercisePackage) -> PackageOut:
+def _package(row: ExercisePackage, running: dict[str, Any] | None = None) -> PackageOut:
     return PackageOut(
         id=row.id,
         slug=row.slug,
@@ -301,6 +310,7 @@ def _package(row: ExercisePackage) -> PackageOut:
         created_at=row.created_at,
         validated_at=row.validated_at,
         published_at=row.published_at,
+        progress=running,
     )
 
 
@@ -342,6 +352,94 @@ def cohort(user: ApiTeacher, web: WebDep) -> CohortOut:
             }
             for s in data.students
         ],
+    )
+
+
+class HintOut(BaseModel):
+    hint: str
+    tests: list[str] = Field(description="The test functions that carried it")
+    visibility: list[str] = Field(description="Of those tests: hidden, public or both")
+    results: int = Field(description="Failing test results carrying it")
+    submissions: int = Field(description="Submissions it fired in")
+    students: int
+    cleared: int = Field(description="Students who got past it")
+    stuck: int = Field(description="Students who have not got past it (yet)")
+    median_attempts: float | None = Field(
+        description="Median, over those who got past it, of the submissions after the first showing it "
+        "up to and including the first past it (1: the next one)"
+    )
+    max_attempts: int | None
+
+
+class VariantOut(BaseModel):
+    name: str = Field(description="The known-wrong variant's file in solutions/<slug>/wrong/, without .py")
+    why: str
+    expect: str
+    tests: list[str] = Field(description="The test functions it fails; none: compared with nothing")
+    submissions: int = Field(description="Submissions that failed exactly these test functions")
+    students: int
+
+
+class MistakesOut(BaseModel):
+    exercise: str
+    version: str = Field(description="The live version, whose known-wrong variants are compared")
+    submissions: int = Field(description="Graded submissions of students looked at")
+    students: int
+    failing: int = Field(description="Submissions with at least one failing test")
+    hints: list[HintOut] = Field(description="The hints that fired, the most students first")
+    variants: list[VariantOut] | None = Field(
+        description="The known-wrong variants the submissions behaved like; null until the live version's "
+        "validation says which tests each fails (see variants_note)"
+    )
+    matched: int = Field(description="Failing submissions that behaved like at least one variant")
+    variants_note: str = ""
+    validation: int | None = Field(description="The live version's validation (a package id), if any")
+
+
+@router.get("/instructor/exercises/{slug}/mistakes", response_model=MistakesOut, responses=TEACHER_ERRORS)
+def mistakes(slug: Annotated[str, Field(max_length=100)], user: ApiTeacher, web: WebDep) -> MistakesOut:
+    """What the students get wrong in an exercise: the hints that fired (how often, on how many
+    students, how many attempts it took to get past each) and the known-wrong variants their
+    submissions behaved like (the same failing test functions)."""
+    data = services.cohort.exercise_mistakes(web, slug)
+    found = data.mistakes
+    return MistakesOut(
+        exercise=data.slug,
+        version=data.version,
+        submissions=found.submissions,
+        students=found.students,
+        failing=found.failing,
+        hints=[
+            HintOut(
+                hint=h.hint,
+                tests=list(h.tests),
+                visibility=list(h.visibility),
+                results=h.results,
+                submissions=h.submissions,
+                students=h.students,
+                cleared=h.cleared,
+                stuck=h.stuck,
+                median_attempts=h.median_attempts,
+                max_attempts=h.max_attempts,
+            )
+            for h in found.hints
+        ],
+        variants=None
+        if found.variants is None
+        else [
+            VariantOut(
+                name=v.name,
+                why=v.why,
+                expect=v.expect,
+                tests=list(v.tests),
+                submissions=v.submissions,
+                students=v.students,
+            )
+            for v in found.variants
+        ],
+        matched=found.matched,
+        variants_note=data.variants_note,
+        validation=data.validation.id if data.validation is not None else None,
     )
 
 
@@ -396,7 +494,25 @@ async def upload(user: ApiTeacher, web: WebDep, file: Annotated[UploadFile, File
 
 @router.get("/instructor/packages/{package_id}", response_model=PackageOut, responses=TEACHER_ERRORS)
 def package(package_id: Id, user: ApiTeacher, web: WebDep) -> PackageOut:
-    return _package(services.packages.get_package(web, package_id))
+    """A package, its validation's report, and while it validates the check running now."""
+    row = services.packages.get_package(web, package_id)
+    return _package(row, services.packages.progress(web, row))
+
+
+@router.get(
+    "/instructor/packages/{package_id}/events",
+    responses={
+        **TEACHER_ERRORS,
+        200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"},
+    },
+)
+def package_events(request: Request, package_id: Id, user: ApiTeacher, web: WebDep) -> StreamingResponse:
+    """Server-sent events of the package's validation: `state` (with the check running now),
+    `progress` (each check as it begins, "checking wrong/loop (5 of 14)", and as it ends), `done`."""
+    services.packages.get_package(web, package_id)
+    return StreamingResponse(
+        progress.package_stream(web, request, package_id), media_type="text/event-stream", headers=SSE_HEADERS
+    )
 
 
 @router.post(
