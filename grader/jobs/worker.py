@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -418,28 +419,45 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
     comparison only: threads do not survive a fork, so it runs without a warm pool."""
     global _context
     _context = ctx
-    if fork and ctx.backend.start_method == "fork":  # a fork server's threads would not survive
-        ctx.backend.close()
-        ctx.backend = select_backend(ctx.settings.sandbox, untrusted=True)
-    warm_up(ctx)
-    if ctx.settings.pool_size > 0 and ctx.pool is None and not fork:
-        ctx.pool = WarmPool(ctx.backend, size=ctx.settings.pool_size, keys=ctx.settings.pool_keys)
-    reconciler = Reconciler(ctx)
-    reconciler.start()
-    worker_class = ForkingWorker if fork else GradingWorker
-    worker = worker_class(
-        [jobqueue.queue(ctx.redis, name) for name in queue_names],
-        connection=ctx.redis,
-        serializer=JSONSerializer,
-        name=ctx.name,
-    )
+    # Until RQ takes the signals over (in `work`), SIGINT and SIGTERM stop the start at once, and
+    # what it had started is closed below: no job is taken yet, so none is lost.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, _stop_starting)
+    reconciler: Reconciler | None = None
     try:
+        if fork and ctx.backend.start_method == "fork":  # a fork server's threads would not survive
+            ctx.backend.close()
+            ctx.backend = select_backend(ctx.settings.sandbox, untrusted=True)
+        warm_up(ctx)
+        if ctx.settings.pool_size > 0 and ctx.pool is None and not fork:
+            ctx.pool = WarmPool(ctx.backend, size=ctx.settings.pool_size, keys=ctx.settings.pool_keys)
+        reconciler = Reconciler(ctx)
+        reconciler.start()
+        worker_class = ForkingWorker if fork else GradingWorker
+        worker = worker_class(
+            [jobqueue.queue(ctx.redis, name) for name in queue_names],
+            connection=ctx.redis,
+            serializer=JSONSerializer,
+            name=ctx.name,
+        )
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+    except StopStarting:
+        log.info("stopped while starting")
     finally:
-        reconciler.stopped.set()
+        if reconciler is not None:
+            reconciler.stopped.set()
         if ctx.pool is not None:
             ctx.pool.close()
         ctx.backend.close()
+
+
+class StopStarting(BaseException):  # not an error: no `except Exception` may keep it
+    """A stop signal that came before the worker took any job (a BaseException, as
+    KeyboardInterrupt is, so that no `except Exception` on the way keeps the worker starting)."""
+
+
+def _stop_starting(signum: int, frame: object) -> None:
+    raise StopStarting(signal.Signals(signum).name)
 
 
 @contextlib.contextmanager

@@ -311,6 +311,20 @@ def test_one_worker_per_gpu(redis_url: str) -> None:
         pass  # released when the first worker stopped
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_worker_stopped_while_it_starts_exits_cleanly(
+    env: dict[str, str], workers: Workers, tmp_path: Path
+) -> None:
+    """SIGTERM while it imports torch and starts its fork server (before it takes a job): a clean
+    exit, and nothing it had started left behind."""
+    process = workers.start()
+    wait_for(lambda: "queues cpu" in workers.log(0), "the worker to start", timeout=60)
+    process.send_signal(signal.SIGTERM)  # its warm-up (torch, the references) takes seconds more
+    assert process.wait(timeout=60) == 0, workers.log(0)
+    assert "stopped while starting" in workers.log(0)
+    assert sandbox_strays(process.pid) == []
+
+
 @pytest.mark.parametrize("kind", ["GradingWorker", "ForkingWorker"])
 def test_a_worker_stops_without_waiting_on_its_control_channel(redis_url: str, kind: str) -> None:
     """The worst instant to stop: the control thread has read the reply to the unsubscription and
