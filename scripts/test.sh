@@ -20,8 +20,16 @@ fi
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "==> mypy"
-.venv/bin/mypy
+if [[ $quick == 1 ]]; then
+    echo "==> mypy"
+    .venv/bin/mypy
+else
+    # beside the tests (one core for ~20 s, while they start): its report follows theirs
+    echo "==> mypy (beside the tests; its report comes after theirs)"
+    mypy_log=$(mktemp /tmp/grader-mypy.XXXXXX)
+    .venv/bin/mypy >"$mypy_log" 2>&1 &
+    mypy_pid=$!
+fi
 echo "==> pytest"
 # A validation report that holds is kept for this run: an exercise version (same files, same
 # grader code) validated once is not validated again by a later test.
@@ -33,4 +41,17 @@ fi
 # Spread over the cores (GRADER_TEST_WORKERS to choose how many): a grading mostly waits on its
 # sandbox, and the verdicts must be the same on a busy machine anyway. Idle workers steal queued
 # tests, so one long test (an exercise's validation) does not hold the others back.
-exec .venv/bin/python -m pytest -n "${GRADER_TEST_WORKERS:-auto}" --dist worksteal "$@"
+tests=0
+.venv/bin/python -m pytest -n "${GRADER_TEST_WORKERS:-auto}" --dist worksteal "$@" || tests=$?
+types=0
+wait "$mypy_pid" || types=$?
+echo "==> mypy"
+cat "$mypy_log"
+rm -f "$mypy_log"
+if ((types)); then
+    echo "error: mypy found problems (above)" >&2
+fi
+if ((tests)); then
+    exit "$tests"
+fi
+exit "$types"
