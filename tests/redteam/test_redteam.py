@@ -7,7 +7,10 @@ only what the trusted side does with the runner's answers (forged frames, error 
 built to leak): its defence is the same whatever the sandbox, so it is graded in one (bubblewrap
 with forked runners, the quickest to start).
 Where a defence is observable from inside, the case computes the right answer only if the
-defence held, so `passed` means it did.
+defence held, so `passed` means it did. Only a submission that passes every correctness test
+reaches the performance phase, and a case's attack is over by then unless it targets the
+measurement: a case marked `# measure: yes` is graded with it, the others without (seconds per
+grading, and what they show is the same).
 After every case: no process of the sandbox user, no cgroup and no container of ours is left, and
 this same process goes on grading the next one (the worker keeps serving).
 """
@@ -146,7 +149,12 @@ def test_hostile_submission(
     views = []
     for seed in seeds:
         verdict = grade(
-            exercise, source.encode(), hostile_backend, filename=f"{exercise.spec.entrypoint}.py", seed=seed
+            exercise,
+            source.encode(),
+            hostile_backend,
+            filename=f"{exercise.spec.entrypoint}.py",
+            seed=seed,
+            measure=header(text, "measure") == ["yes"],
         )
         assert verdict.status == Status(expect), (
             f"{verdict.summary}\n{verdict.message}\n{verdict.output[-500:]}"

@@ -1,5 +1,6 @@
 # expect: passed
 # threat: keeps more CPUs busy than the sandbox was given (eight processes spinning)
+# measure: yes
 # Eight children spin for a second at import. The sandbox may keep one CPU busy (Limits.cpus),
 # however many cores the host has, so together they get about one CPU-second a second, and other
 # gradings and the host keep the rest. The sums are right only if they got no more than 1.3.

@@ -2,6 +2,7 @@
 # scope: harness
 # threat: rewires the runner's block handler to answer at once and compute in the background,
 #         so that the timed window looks empty
+# measure: yes
 import sys
 import threading
 
