@@ -42,17 +42,55 @@ def _load(web: Web, submission_id: int) -> Submission | None:
         return session.get(Submission, submission_id)
 
 
-async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterator[str]:
-    yield "retry: 3000\n\n"
+class Listener:
+    """The events published on one Redis channel, or none at all without Redis (the database
+    alone then tells when the work is done)."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+
+    async def next(self) -> Event | None:
+        """The next event published within about a second, or None."""
+        if self.pubsub is None:
+            await asyncio.sleep(1.0)
+            return None
+        try:
+            message = await self.pubsub.get_message(timeout=1.0)
+        except (RedisError, OSError):
+            self.pubsub = None  # gone: the database is re-read instead
+            return None
+        if message is None or message.get("type") != "message":
+            return None
+        return Event.from_json(message["data"])
+
+
+@contextlib.asynccontextmanager
+async def _listening(web: Web, channel: str) -> AsyncIterator[Listener]:
+    """Subscribed to `channel` for as long as the stream lasts; Redis is closed however it ends
+    (a client that went away cancels the stream)."""
     pubsub = None
     client = None
     try:
         try:
             client = aioredis.Redis.from_url(web.settings.redis_url, socket_connect_timeout=3)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
-            await pubsub.subscribe(jobqueue.channel(submission_id))
+            await pubsub.subscribe(channel)
         except (RedisError, OSError, ValueError):
-            pubsub = None  # the database alone still tells when it is done
+            pubsub = None
+        yield Listener(pubsub)
+    finally:
+        with anyio.CancelScope(shield=True):
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterator[str]:
+    yield "retry: 3000\n\n"
+    async with _listening(web, jobqueue.channel(submission_id)) as listener:
         row = await asyncio.to_thread(_load, web, submission_id)
         if row is None:
             return
@@ -65,24 +103,15 @@ async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterato
         while time.monotonic() - started < MAX_STREAM_S:
             if await request.is_disconnected():
                 return
-            message = None
-            if pubsub is not None:
-                try:
-                    message = await pubsub.get_message(timeout=1.0)
-                except (RedisError, OSError):
-                    pubsub = None
-            else:
-                await asyncio.sleep(1.0)
-            if message is not None and message.get("type") == "message":
-                event = Event.from_json(message["data"])
-                if event is not None and event.kind is EventKind.DONE:
-                    final = await asyncio.to_thread(_load, web, submission_id)
-                    status = (final.status or final.state) if final else event.status
-                    yield _event("done", {"submission": submission_id, "status": status})
-                    return
-                if event is not None:
-                    yield _event("progress", event.to_dict(submission=submission_id))
-                    last_sent = time.monotonic()
+            event = await listener.next()
+            if event is not None and event.kind is EventKind.DONE:
+                final = await asyncio.to_thread(_load, web, submission_id)
+                status = (final.status or final.state) if final else event.status
+                yield _event("done", {"submission": submission_id, "status": status})
+                return
+            if event is not None:
+                yield _event("progress", event.to_dict(submission=submission_id))
+                last_sent = time.monotonic()
             now = time.monotonic()
             if now - last_poll >= POLL_S:
                 last_poll = now
@@ -96,27 +125,6 @@ async def stream(web: Web, request: Request, submission_id: int) -> AsyncIterato
             if now - last_sent >= KEEPALIVE_S:
                 yield ": keepalive\n\n"
                 last_sent = now
-    finally:
-        # a client that went away cancels this generator: close Redis even so
-        with anyio.CancelScope(shield=True):
-            if pubsub is not None:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-
-
-WAITING = (PackageState.QUEUED, PackageState.VALIDATING)
-
-
-def _package_state(web: Web, package_id: int) -> dict[str, Any] | None:
-    with web.factory() as session:
-        row = session.get(ExercisePackage, package_id)
-    if row is None:
-        return None
-    now = packages.progress(web, row)
-    return {"package": row.id, "state": row.state, "message": row.message, "progress": now}
 
 
 async def package_stream(web: Web, request: Request, package_id: int) -> AsyncIterator[str]:
@@ -125,15 +133,8 @@ async def package_stream(web: Web, request: Request, package_id: int) -> AsyncIt
     wrong/loop (5 of 14)", and as it ends, with `ok`), then `done` once validated. As for a
     submission, the database is re-read every few seconds."""
     yield "retry: 3000\n\n"
-    pubsub = None
-    client = None
-    try:
-        try:
-            client = aioredis.Redis.from_url(web.settings.redis_url, socket_connect_timeout=3)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            await pubsub.subscribe(jobqueue.PROGRESS_PREFIX + jobpackages.channel_key(package_id))
-        except (RedisError, OSError, ValueError):
-            pubsub = None
+    channel = jobqueue.PROGRESS_PREFIX + jobpackages.channel_key(package_id)
+    async with _listening(web, channel) as listener:
         state = await asyncio.to_thread(_package_state, web, package_id)
         if state is None:
             return
@@ -145,17 +146,7 @@ async def package_stream(web: Web, request: Request, package_id: int) -> AsyncIt
         while time.monotonic() - started < MAX_STREAM_S:
             if await request.is_disconnected():
                 return
-            message = None
-            if pubsub is not None:
-                try:
-                    message = await pubsub.get_message(timeout=1.0)
-                except (RedisError, OSError):
-                    pubsub = None
-            else:
-                await asyncio.sleep(1.0)
-            event = None
-            if message is not None and message.get("type") == "message":
-                event = Event.from_json(message["data"])
+            event = await listener.next()
             if event is not None and event.kind is not EventKind.DONE:
                 yield _event("progress", event.to_dict(package=package_id))
                 last_sent = time.monotonic()
@@ -175,11 +166,15 @@ async def package_stream(web: Web, request: Request, package_id: int) -> AsyncIt
             if now - last_sent >= KEEPALIVE_S:
                 yield ": keepalive\n\n"
                 last_sent = now
-    finally:
-        with anyio.CancelScope(shield=True):
-            if pubsub is not None:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+
+
+WAITING = (PackageState.QUEUED, PackageState.VALIDATING)
+
+
+def _package_state(web: Web, package_id: int) -> dict[str, Any] | None:
+    with web.factory() as session:
+        row = session.get(ExercisePackage, package_id)
+    if row is None:
+        return None
+    now = packages.progress(web, row)
+    return {"package": row.id, "state": row.state, "message": row.message, "progress": now}
