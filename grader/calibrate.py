@@ -32,7 +32,7 @@ from grader.measurement import stats
 from grader.measurement.protocol import FixedPairs
 from grader.spec import PerformanceSpec
 from grader.validate import TINY_CALL_S, VALIDATION_SEED
-from grader.verdict import PerfResult, Status, Verdict
+from grader.verdict import PerfResult, Status, Verdict, function_of
 from sandbox import Sandbox
 
 MIN_GAP = 2.0  # the reference's upper bound and the slow variant's lower bound, at least this apart
@@ -238,7 +238,7 @@ def _far(reference: Measured) -> float | None:
 def _tests_of(verdict: Verdict, check: str) -> set[str]:
     """The tests that measured `check`, by their names and their functions' names."""
     names = {p.test for p in verdict.performance if p.name == check and p.test}
-    return names | {n.split("[", 1)[0] for n in names}
+    return names | {function_of(n) for n in names}
 
 
 def _meant_for(wrong: WrongVariant, tests: set[str]) -> bool:

@@ -269,9 +269,7 @@ def _expect(
 ) -> Check:
     ok = verdict.status is expected
     detail = "" if ok else _why(verdict)
-    failing = {t.name.split("[", 1)[0] for t in verdict.failing_tests()} | {
-        t.name for t in verdict.failing_tests()
-    }
+    failing = {t.function for t in verdict.failing_tests()} | {t.name for t in verdict.failing_tests()}
     missed = [name for name in caught_by if name not in failing]
     if ok and missed:
         ok, detail = False, f"expected to be caught by {', '.join(missed)}, which passed"

@@ -95,13 +95,19 @@ class TestResult(BaseModel):
     @property
     def function(self) -> str:
         """The test function: the name without its parameters."""
-        return self.name.split("[", 1)[0]
+        return function_of(self.name)
 
     @property
     def case(self) -> str:
         """What tells a parametrised test's cases apart: the ids its author gave them ("" for none)."""
         rest = self.name.partition("[")[2]
         return rest[:-1] if rest.endswith("]") else rest
+
+
+def function_of(name: str) -> str:
+    """A test result's test function: its name without the parameter ids (`test_mask[4-8]` is
+    `test_mask`), as `# caught-by:` names tests."""
+    return name.split("[", 1)[0]
 
 
 class Mistake(BaseModel):
@@ -121,7 +127,7 @@ class Mistake(BaseModel):
         functions: dict[str, int] = {}
         for name in self.tests:
             if name != self.example:
-                function = name.split("[", 1)[0]
+                function = function_of(name)
                 functions[function] = functions.get(function, 0) + 1
         return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in functions.items())
 

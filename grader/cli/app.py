@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 
 from grader.catalog import Catalog, CatalogError, Exercise, UnknownExercise, load_catalog
 from grader.cli import render
-from grader.events import Event, EventKind, EventSink, ignore
+from grader.events import Event, EventKind, EventSink
 from grader.settings import Settings, get_settings
 from grader.verdict import Verdict
 from sandbox import (
@@ -302,18 +302,9 @@ def read_submission(path: Path, limit: int) -> tuple[bytes, int]:
 
 @contextlib.contextmanager
 def progress() -> Iterator[EventSink]:
-    if not err.is_terminal:
-        yield ignore
-        return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("grading", total=None)
-
-        def on_event(event: Event) -> None:
-            total = event.total or None
-            bar.update(task, description=event.message, completed=event.current, total=total)
-
-        yield on_event
+    """One grading's events on stderr: a live line on a terminal, nothing elsewhere."""
+    with steps("grading") as (_, events):
+        yield events
 
 
 Step = Callable[[str, int, int], None]

@@ -123,14 +123,16 @@ def validate_job(package_id: int, job_id: str) -> str:
                 ctx.redis.delete(now)
             ctx.redis.publish(jobqueue.PROGRESS_PREFIX + key, event.to_json(package=package_id))
 
-    def on_start(subject: str, current: int, total: int) -> None:
-        position.update(current=current, total=total)
-        event = Event(
-            EventKind.CHECK, f"checking {subject} ({current} of {total})", current, total, subject=subject
-        )
+    def running(event: Event) -> None:
+        """What the worker does now: kept for pages opened meanwhile, and published."""
         with contextlib.suppress(RedisError):
             ctx.redis.set(now, event.to_json(package=package_id), ex=packages.PROGRESS_TTL_S)
         publish(event)
+
+    def on_start(subject: str, current: int, total: int) -> None:
+        position.update(current=current, total=total)
+        message = f"checking {subject} ({current} of {total})"
+        running(Event(EventKind.CHECK, message, current, total, subject=subject))
 
     def on_check(check: Check) -> None:
         current, total = position["current"], position["total"]
@@ -160,10 +162,7 @@ def validate_job(package_id: int, job_id: str) -> str:
 
         def calibrating(subject: str, current: int, total: int) -> None:
             message = f"calibrating the speed checks: measuring {subject} ({current} of {total})"
-            event = Event(EventKind.STAGE, message, current, total, subject=subject)
-            with contextlib.suppress(RedisError):
-                ctx.redis.set(now, event.to_json(package=package_id), ex=packages.PROGRESS_TTL_S)
-            publish(event)
+            running(Event(EventKind.STAGE, message, current, total, subject=subject))
 
         report["calibration"] = _calibration(ctx, exercise, calibrating)
     failed = [c.subject for c in checks if not c.ok]

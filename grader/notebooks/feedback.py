@@ -34,7 +34,7 @@ def feedback_notebook(notebook: Any, verdict: Verdict) -> Any:
     result = copy.deepcopy(notebook)
     by_name: dict[str, list[TestResult]] = {}
     for test in verdict.tests:  # parametrised cases under their test's cell
-        by_name.setdefault(test.name.split("[")[0], []).append(test)
+        by_name.setdefault(test.function, []).append(test)
     summary = v4.new_markdown_cell(summary_markdown(verdict, notebook))
     cells = [mark_cell(summary, "grader_feedback", locked=True)]
     for cell in result.cells:

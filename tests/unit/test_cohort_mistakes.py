@@ -13,8 +13,8 @@ import pytest
 
 from grader import validate
 from grader.catalog import Exercise, WrongVariant
-from grader.verdict import Outcome, Provenance, Status, TestResult, Verdict
-from web.services.cohort import Graded, HintStats, Signature, mistakes_of, signatures_from, strip_parameters
+from grader.verdict import Outcome, Provenance, Status, TestResult, Verdict, function_of
+from web.services.cohort import Graded, HintStats, Signature, mistakes_of, signatures_from
 
 SCALE = "Divide the scores by sqrt(d)."
 MASK = "Which positions may a query see?"
@@ -68,9 +68,9 @@ def hint(found: list[HintStats], text: str) -> HintStats:
     return row
 
 
-def test_strip_parameters() -> None:
-    assert strip_parameters("test_mask[4-8-top_left]") == "test_mask"
-    assert strip_parameters("test_mask") == "test_mask"
+def test_function_of() -> None:
+    assert function_of("test_mask[4-8-top_left]") == "test_mask"
+    assert function_of("test_mask") == "test_mask"
 
 
 def test_a_hint_counts_its_failing_results_submissions_and_students() -> None:

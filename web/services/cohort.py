@@ -21,7 +21,7 @@ from grader.store import (
     Submission,
     User,
 )
-from grader.verdict import Status
+from grader.verdict import Status, function_of
 from web.services.base import Web
 
 
@@ -164,11 +164,6 @@ class Mistakes:
     matched: int  # failing submissions that behaved like at least one variant
 
 
-def strip_parameters(name: str) -> str:
-    """A test result's name without its parameter ids: `test_mask[4-8]` -> `test_mask`."""
-    return name.split("[", 1)[0]
-
-
 JUDGED = ("passed", "failed", "too_slow")  # outcomes of a test whose checks ran
 
 
@@ -219,13 +214,13 @@ def mistakes_of(graded: Iterable[Graded], signatures: Sequence[Signature] | None
                 name = str(test.get("name", ""))
                 if not _failing(test):
                     continue
-                failed.add(strip_parameters(name))
+                failed.add(function_of(name))
                 hint = str(test.get("hint") or "").strip()
                 if hint:
                     fired[hint].add(name)
                     stats = hints[hint]
                     stats.results += 1
-                    stats.tests.add(strip_parameters(name))
+                    stats.tests.add(function_of(name))
                     stats.visibility.add(str(test.get("visibility", "hidden")))
             for hint in fired:
                 hints[hint].submissions += 1
@@ -310,7 +305,7 @@ def signatures_from(exercise: Exercise, report: Mapping[str, Any] | None) -> lis
         subject = str(check.get("subject", ""))
         if subject.startswith("wrong/") and isinstance(check.get("failing"), list):
             names = check["failing"]
-            failing[subject.removeprefix("wrong/")] = frozenset(strip_parameters(str(n)) for n in names)
+            failing[subject.removeprefix("wrong/")] = frozenset(function_of(str(n)) for n in names)
     if any(w.name not in failing for w in exercise.wrong):
         return None
     return [Signature(w.name, w.why, w.expect.value, failing[w.name]) for w in exercise.wrong]
