@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ROOT, Server, shot
+from tests.e2e.conftest import ARTIFACTS, ROOT, Server, shot
 from tests.e2e.test_student import set_editor, submit, wait_verdict
 from web import accounts
 
@@ -77,6 +77,9 @@ def test_a_submission_with_three_mistakes_reads_as_three_mistakes(
     page.locator("#passed-tests > summary").click()
 
     height = page.evaluate("() => document.documentElement.scrollHeight")
+    (ARTIFACTS / "verdict-page.txt").write_text(
+        f"1280 px wide: {height} px tall; {sum(sizes)} failing tests in {len(sizes)} groups {sizes}\n"
+    )
     assert height < MAX_PAGE_HEIGHT_PX, height
     shot(page, "verdict-grouped-1280")
     page.set_viewport_size({"width": 1920, "height": 1000})
