@@ -310,11 +310,19 @@ class RunnerClient:
         return list(loaded.names)
 
     def keep(
-        self, name: str, args: list[Any], kwargs: dict[str, Any], *, pick: int | None = None
+        self,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        pick: int | None = None,
+        target: RemoteObject | None = None,
     ) -> RemoteObject:
-        """Call `name` of the module and keep the result (item `pick` of it) in the runner,
-        whatever it is: a handle to it, for later calls made on this side only."""
-        request = messages.Keep(obj=0, attr=name, args=args, kwargs=kwargs, pick=pick)
+        """Call `name` of the module (of `target`, an object kept in this runner, when given) and
+        keep the result (item `pick` of it) in the runner, whatever it is: a handle to it, for
+        later calls made on this side only."""
+        obj = 0 if target is None else target.ident
+        request = messages.Keep(obj=obj, attr=name, args=args, kwargs=kwargs, pick=pick)
         kept = self.request(request, what=f"setting up {name}")
         return RemoteObject(self, kept.ident, "kept")
 

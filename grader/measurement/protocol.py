@@ -88,14 +88,9 @@ def block(client: RunnerClient, calls: Sequence[Call], *, what: str = "a timed c
 def bind(client: RunnerClient, call: Call) -> tuple[RemoteObject | None, str, list[Any], dict[str, Any]]:
     """The call as this side makes it: each `Setup` replaced by this side's own object, made
     (untimed) the first time the measurement meets it."""
-    made = client.setups
 
     def resolve(value: Any) -> Any:
-        if not isinstance(value, Setup):
-            return value
-        if value not in made:
-            made[value] = client.keep(value.name, value.args, value.kwargs, pick=value.index)
-        return made[value]
+        return make_setup(client, value) if isinstance(value, Setup) else value
 
     return (
         resolve(call.target),
@@ -103,6 +98,36 @@ def bind(client: RunnerClient, call: Call) -> tuple[RemoteObject | None, str, li
         [resolve(a) for a in call.args],
         {k: resolve(v) for k, v in call.kwargs.items()},
     )
+
+
+def make_setup(client: RunnerClient, setup: Setup) -> RemoteObject:
+    """This side's own object for `setup`, made the first time the measurement meets it, after
+    the Setups it is made from (its target and arguments). Without recursion: a chain of
+    Setups may be far deeper than Python's recursion limit."""
+    made = client.setups
+
+    def own(value: Any) -> Any:
+        return made[value] if isinstance(value, Setup) else value
+
+    pending = [setup]
+    while pending:
+        top = pending[-1]
+        if top in made:
+            pending.pop()
+            continue
+        missing = [need for need in top.needs() if need not in made]
+        if missing:
+            pending.extend(missing)
+            continue
+        pending.pop()
+        made[top] = client.keep(
+            top.name,
+            [own(a) for a in top.args],
+            {k: own(v) for k, v in top.kwargs.items()},
+            pick=top.index,
+            target=None if top.target is None else made[top.target],
+        )
+    return made[setup]
 
 
 def overhead_ns(reference: RunnerClient) -> int:

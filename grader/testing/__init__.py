@@ -7,7 +7,7 @@ from grader.testing.causality import Seq, assert_causal
 from grader.testing.compare import Mismatch, compare, default_tolerance
 from grader.testing.dtypes import dtype_params, tolerance
 from grader.testing.gradients import assert_gradients_close, local_gradients
-from grader.testing.inputs import call_unchanged
+from grader.testing.inputs import call_unchanged, kept_in_runner
 from grader.testing.invariance import assert_invariant
 from grader.testing.shrink import shrink
 
@@ -26,6 +26,7 @@ __all__ = [
     "assert_gradients_close",
     "assert_invariant",
     "call_unchanged",
+    "kept_in_runner",
     "compare",
     "default_tolerance",
     "dtype_params",

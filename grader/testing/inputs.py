@@ -42,6 +42,16 @@ def call_unchanged(
     return out
 
 
+def kept_in_runner(fn: BoundName | RemoteObject, value: Any) -> RemoteObject:
+    """Send `value` to stay in the runner of `fn` (a name of the submission, or one of its
+    objects) and return its handle. Pass the handle to calls, also inside a dict or a list: the
+    submission gets that very object, so a tensor created with `requires_grad=True` collects its
+    gradient there (read it with `handle.attr("grad")`), and `handle.read_back()` gives its
+    current value. For what `call_unchanged` and a remote `backward` do not cover: parameters
+    given in a dict, state threaded through several calls."""
+    return _client(fn).put(value)
+
+
 def _keyed(kwargs: dict[str, Any], kept: dict[str, RemoteObject]) -> list[tuple[str, Any, RemoteObject]]:
     return [(key, kwargs[key], kept[key]) for key in kwargs]
 

@@ -144,6 +144,24 @@ def total(counter, extra):
     return counter.value + extra
 
 
+def dict_loss(params):
+    return (params["a"] * params["b"]).sum()
+
+
+class Node:
+    made = 0
+
+    def __init__(self, value):
+        Node.made += 1
+        self.value = value
+
+    def join(self, other, scale=1):
+        return Node(self.value + scale * other.value)
+
+    def get(self):
+        return self.value
+
+
 def count_lines(lines):
     return sum(1 for _ in lines)
 
@@ -346,3 +364,38 @@ def test_setups_give_each_side_its_own_state(module: RemoteModule) -> None:
     assert protocol.block(client, [Call("total", kept, 10), Call.on(kept, "bump")]).outputs == [13, 4]
     out, stats = protocol.probe(client, Call.on(Setup("Counter", 0), "bump", by=1))
     assert out == 1 and stats["ops"] == 0
+
+
+def test_setups_build_on_setups(module: RemoteModule) -> None:
+    """A graph of objects, each made once per side from the ones before it (Setup.on and Setup
+    arguments), however deep."""
+    from grader.measurement import protocol
+    from grader.testing import Call, Setup
+
+    client = client_of(module)
+    x = Setup("Node", 1)
+    y = Setup.on(x, "join", x)  # 1 + 1
+    z = Setup.on(y, "join", other=x, scale=10)  # 2 + 10
+    assert protocol.block(
+        client, [Call.on(z, "get"), Call.on(y, "get"), Call("total", Setup("Counter", 4), 1)]
+    ).outputs == [12, 2, 5]
+    assert RemoteObject.attr(module, "Node.made") == 3
+    chain = x
+    for _ in range(1500):  # deeper than the harness's recursion limit
+        chain = Setup.on(chain, "join", y, scale=-1)
+    assert (
+        protocol.block(client, [Call.on(chain, "get"), Call.on(z, "join", chain)]).outputs[0] == 1 - 1500 * 2
+    )
+    assert RemoteObject.attr(module, "Node.made") == 3 + 1500 + 1
+
+
+def test_values_kept_in_the_runner_collect_gradients(module: RemoteModule) -> None:
+    """A tensor kept in the runner and passed inside a dict is that very tensor there: its
+    gradient stays with it, and reads back (what a remote backward does not report)."""
+    from grader.testing import kept_in_runner
+
+    a = kept_in_runner(module.dict_loss, torch.tensor([1.0, 2.0], requires_grad=True))
+    found = module.dict_loss.backward({"a": a, "b": torch.tensor([3.0, 4.0])})
+    assert float(found.output) == 11.0 and found.inputs == []
+    assert torch.equal(a.attr("grad"), torch.tensor([3.0, 4.0]))
+    assert torch.equal(a.read_back(), torch.tensor([1.0, 2.0]))
