@@ -89,6 +89,16 @@ def concept_map(catalog: Catalog, *, passed: Set[str], plan: Plan) -> list[Track
     ]
 
 
+def next_up(catalog: Catalog, views: list[TrackView]) -> ConceptCard | None:
+    """The concept to open next: the first open one in curriculum order (prerequisites first,
+    then earlier tracks, then lower levels), so a newcomer starts with the first foundations
+    and every pass points at the next step. None once nothing is open."""
+    cards = {c.slug: c for view in views for c in view.cards}
+    return next(
+        (cards[s] for s in catalog.order if s in cards and cards[s].status is ConceptStatus.UNLOCKED), None
+    )
+
+
 def newly_unlocked(catalog: Catalog, slug: str, *, passed: Set[str], plan: Plan) -> list[str]:
     """The concepts that passing `slug` unlocks (for the banner after a pass): locked before,
     open once `slug` is passed."""

@@ -141,6 +141,9 @@ def test_concept_map_locks_what_needs_a_prerequisite(stack: Stack) -> None:
     assert re.search(r'data-slug="toy-sum" data-status="unlocked"', page)
     assert re.search(r'data-slug="guarded-sum" data-status="locked"', page)
     assert "Pass toy-sum first" in page
+    # a newcomer is pointed at the first open concept, on the page and in the API
+    assert re.search(r'id="next-up"[^>]*>New here\? Start with\s*<a href="/concepts/toy-sum">', page)
+    assert re.search(r'class="card unlocked next" data-slug="toy-sum"', page)
     locked = client.get("/concepts/guarded-sum").text
     assert 'id="locked-reason"' in locked and "pass toy-sum first" in locked
     response = client.post(
@@ -151,6 +154,8 @@ def test_concept_map_locks_what_needs_a_prerequisite(stack: Stack) -> None:
     back = client.get("/concepts/guarded-sum").text
     assert 'id="submit-error"' in back and "Row sums, tightly limited is locked" in back
     headers = token_for(client, "di@example.com")
+    listed = client.get("/api/v1/concepts", headers=headers).json()
+    assert [c["slug"] for c in listed if c["next_up"]] == ["toy-sum"]
     api = client.post(
         "/api/v1/submissions", json={"exercise": "guarded-sum", "source": SOLUTION}, headers=headers
     )
@@ -275,6 +280,10 @@ def test_fail_then_pass_then_the_next_concept_unlocks(stack: Stack, grading: wor
     assert api["unlocked"] == ["guarded-sum"]
     assert re.search(r'data-slug="guarded-sum" data-status="unlocked"', client.get("/concepts").text)
     assert re.search(r'data-slug="toy-sum" data-status="passed"', client.get("/concepts").text)
+    # the pass moves "next up" to what it unlocked
+    assert re.search(r'Next up:\s*<a href="/concepts/guarded-sum">', client.get("/concepts").text)
+    listed = client.get("/api/v1/concepts", headers=headers).json()
+    assert [c["slug"] for c in listed if c["next_up"]] == ["guarded-sum"]
     with client.stream("GET", f"/api/v1/submissions/{submission_id}/events", headers=headers) as events:
         text = events.read().decode()
     assert (

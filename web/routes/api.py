@@ -71,6 +71,10 @@ class ConceptOut(BaseModel):
     pro: bool
     status: Literal["locked", "unlocked", "passed"]
     locked_because: str = ""
+    next_up: bool = Field(
+        default=False,
+        description="The concept to open next: the first open one in curriculum order (one at most)",
+    )
 
 
 class ConceptDetail(ConceptOut):
@@ -160,7 +164,9 @@ def me(user: ApiUser) -> UserOut:
 
 @router.get("/concepts", response_model=list[ConceptOut], responses=ERRORS)
 def concepts(user: ApiUser, web: WebDep) -> list[ConceptOut]:
-    """Every concept in curriculum order, with your status."""
+    """Every concept in curriculum order, with your status and the one to open next."""
+    tracks = services.concepts.concepts_for(web, user)
+    upcoming = services.concepts.next_for(web, tracks)
     return [
         ConceptOut(
             slug=c.slug,
@@ -172,8 +178,9 @@ def concepts(user: ApiUser, web: WebDep) -> list[ConceptOut]:
             pro=c.pro,
             status=c.status.value,
             locked_because=c.reason,
+            next_up=upcoming is not None and c.slug == upcoming.slug,
         )
-        for t in services.concepts.concepts_for(web, user)
+        for t in tracks
         for c in t.cards
     ]
 

@@ -51,7 +51,7 @@ def signup(
     except accounts.AccountError as exc:
         return render(request, "signup.html", 422, error=str(exc), form={"email": email, "name": name})
     login(request, user)
-    flash(request, f"Welcome, {user.name}! Start with any open concept.")
+    flash(request, f"Welcome, {user.name}! Start with the concept marked Next up.")
     return RedirectResponse("/concepts", status_code=303)
 
 

@@ -30,7 +30,8 @@ def concept_map(request: Request, user: PageUser, web: WebDep) -> Response:
     tracks = services.concepts.concepts_for(web, user)
     total = sum(len(t.cards) for t in tracks)
     passed = sum(t.passed for t in tracks)
-    return render(request, "concepts.html", tracks=tracks, total=total, passed=passed)
+    upcoming = services.concepts.next_for(web, tracks)
+    return render(request, "concepts.html", tracks=tracks, total=total, passed=passed, upcoming=upcoming)
 
 
 @router.get("/concepts/{slug}")

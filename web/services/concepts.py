@@ -15,7 +15,7 @@ from grader.store import (
     Submission,
     User,
 )
-from web.concepts import ConceptCard, ConceptStatus, Plan, TrackView, card, concept_map
+from web.concepts import ConceptCard, ConceptStatus, Plan, TrackView, card, concept_map, next_up
 from web.services.base import Web
 from web.services.errors import Locked
 
@@ -46,6 +46,11 @@ def passed_slugs(factory: sessionmaker[Session], user_id: int) -> set[str]:
 
 def concepts_for(web: Web, user: User) -> list[TrackView]:
     return concept_map(web.catalog(), passed=passed_slugs(web.factory, user.id), plan=plan_of(user))
+
+
+def next_for(web: Web, tracks: list[TrackView]) -> ConceptCard | None:
+    """The concept this learner should open next (see `web.concepts.next_up`)."""
+    return next_up(web.catalog(), tracks)
 
 
 def card_for(web: Web, user: User, slug: str) -> ConceptCard:
