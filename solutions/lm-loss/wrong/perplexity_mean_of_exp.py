@@ -1,0 +1,37 @@
+# expect: failed
+# why: perplexity as the mean over tokens of exp(per-token loss), an arithmetic mean of 1 / p,
+#   instead of exp of the mean loss (a geometric mean of 1 / p)
+# caught-by: test_perplexity_worked_example, test_perplexity_random_batches
+
+import torch
+
+HALF = (torch.float16, torch.bfloat16)
+
+
+def lm_loss(logits: torch.Tensor, tokens: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean next-token cross-entropy over the target tokens that are not ignore_index."""
+    if logits.dtype in HALF:  # a sum over the vocabulary needs float32's precision and range
+        logits = logits.float()
+    # position t predicts token t + 1: the last position has nothing to predict, token 0 is
+    # never predicted
+    pred = logits[:, :-1, :]  # (B, T - 1, V)
+    target = tokens[:, 1:]  # (B, T - 1)
+    keep = target != ignore_index  # the mask follows the TARGET tokens
+    log_probs = torch.log_softmax(pred, dim=-1)  # stable: max subtracted inside
+    safe = torch.where(keep, target, 0)  # ignored targets point at class 0, then get weight 0
+    nll = -log_probs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (B, T - 1)
+    # one mean over every counted token of the batch; no token at all gives 0, not 0 / 0 = NaN
+    return (nll * keep).sum() / keep.sum().clamp(min=1)
+
+
+def perplexity(logits: torch.Tensor, tokens: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """exp of the mean loss per token (1.0 when no token counts)."""
+    if logits.dtype in HALF:
+        logits = logits.float()
+    target = tokens[:, 1:]
+    keep = target != ignore_index
+    log_probs = torch.log_softmax(logits[:, :-1, :], dim=-1)
+    nll = -log_probs.gather(-1, torch.where(keep, target, 0).unsqueeze(-1)).squeeze(-1)
+    if not keep.any():
+        return torch.ones((), dtype=nll.dtype)
+    return torch.exp(nll)[keep].mean()  # the mistake: the mean of per-token exponentials

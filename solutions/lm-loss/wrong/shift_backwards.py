@@ -1,0 +1,27 @@
+# expect: failed
+# why: the shift the wrong way round, logits[:, 1:] against tokens[:, :-1]: each position is scored
+#   against the token before it
+# caught-by: test_worked_example, test_random_batches
+
+import torch
+
+HALF = (torch.float16, torch.bfloat16)
+
+
+def lm_loss(logits: torch.Tensor, tokens: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean next-token cross-entropy over the target tokens that are not ignore_index."""
+    if logits.dtype in HALF:  # a sum over the vocabulary needs float32's precision and range
+        logits = logits.float()
+    pred = logits[:, 1:, :]  # the mistake: shifted the wrong way
+    target = tokens[:, :-1]
+    keep = target != ignore_index  # the mask follows the TARGET tokens
+    log_probs = torch.log_softmax(pred, dim=-1)  # stable: max subtracted inside
+    safe = torch.where(keep, target, 0)  # ignored targets point at class 0, then get weight 0
+    nll = -log_probs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # (B, T - 1)
+    # one mean over every counted token of the batch; no token at all gives 0, not 0 / 0 = NaN
+    return (nll * keep).sum() / keep.sum().clamp(min=1)
+
+
+def perplexity(logits: torch.Tensor, tokens: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """exp of the mean loss per token (1.0 when no token counts)."""
+    return torch.exp(lm_loss(logits, tokens, ignore_index))
