@@ -70,6 +70,7 @@ def test_skeletons_fail_with_messages_a_learner_can_act_on(
 def test_the_curriculum_is_one_connected_graph_of_tracks() -> None:
     data = json.loads(run("exercise", "list", "--json").stdout)
     tracks = {entry["track"]["id"]: [c["id"] for c in entry["concepts"]] for entry in data}
-    assert list(tracks) == ["tokenization", "attention", "transformer", "training", "alignment"]
-    assert sorted(c for concepts in tracks.values() for c in concepts) == SLUGS and len(SLUGS) == 12
-    assert "12 concepts in 5 tracks, one connected curriculum" in run("exercise", "list").stdout
+    order = "foundations tokenization attention transformer training inference scale alignment"
+    assert list(tracks) == order.split()
+    assert sorted(c for concepts in tracks.values() for c in concepts) == SLUGS and len(SLUGS) == 35
+    assert "35 concepts in 8 tracks, one connected curriculum" in run("exercise", "list").stdout

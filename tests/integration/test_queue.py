@@ -35,7 +35,9 @@ def env(database_url: str, redis_url: str) -> dict[str, str]:
     environment = queue_env(
         database_url,
         redis_url,
-        GRADER_LEASE_S="3",
+        # short, so that a killed worker's submission comes back soon; renewed every 2 s, long
+        # enough that a starved renewer on a busy host does not lose a live grading
+        GRADER_LEASE_S="6",
         GRADER_RECONCILE_EVERY_S="0.5",
         GRADER_REQUEUE_AFTER_S="1",
         GRADER_MAX_ATTEMPTS="3",

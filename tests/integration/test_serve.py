@@ -231,7 +231,7 @@ def test_submit_waits_for_the_verdict_and_names_what_the_pass_unlocked(server: S
     found = re.search(rf"^submission (\d+): {re.escape(server.url)}/submissions/(\d+)$", done.stdout, re.M)
     assert found and found[1] == found[2], done.stdout
     assert "Passed" in done.stdout and "tests passed" in done.stdout
-    assert "unlocked: rope" in done.stdout
+    assert "unlocked: multi-head-attention, sinusoidal-positions, rope" in done.stdout
     # the server agrees, through the same API
     request = urllib.request.Request(
         f"{server.url}/api/v1/submissions/{found[1]}", headers={"Authorization": f"Bearer {token}"}

@@ -341,11 +341,14 @@ def distinctive_lines(path: Path, public: str, per_file: int = 3) -> tuple[str, 
     characters, 20 of them letters or digits, none that HTML or JSON would escape (so the line
     reads the same in a page, a JSON body or a raw file)."""
     candidates = set()
+    # a lesson's Markdown may wrap a line of code that its page shows on one line: compare with
+    # the public text's words, whatever whitespace separates them
+    words = " ".join(public.split())
     for line in path.read_text("utf-8").splitlines():
         text = line.strip()
         if len(text) < 30 or not SAFE_LINE.match(text) or ESCAPED & set(text):
             continue
-        if sum(ch.isalnum() for ch in text) < 20 or text in public:
+        if sum(ch.isalnum() for ch in text) < 20 or text in public or " ".join(text.split()) in words:
             continue
         candidates.add(text)
     return tuple(sorted(candidates, key=lambda t: (-len(t), t))[:per_file])

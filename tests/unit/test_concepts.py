@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import Catalog, load_catalog
-from web.concepts import ConceptStatus, Plan, concept_map, newly_unlocked
+from web.concepts import ConceptStatus, Plan, concept_map, newly_unlocked, next_up
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKED, UNLOCKED, PASSED = ConceptStatus.LOCKED, ConceptStatus.UNLOCKED, ConceptStatus.PASSED
@@ -54,13 +54,15 @@ def test_a_locked_card_says_what_to_do(curriculum: Catalog) -> None:
     assert cards["kv-cache"].missing == ("causal-masking", "rope")
     assert cards["kv-cache"].reason == "pass causal-masking, rope first"
     assert cards["online-softmax"].reason == "pass causal-masking first; needs the pro plan"
-    assert cards["rmsnorm"].reason == "" and cards["rmsnorm"].status is PASSED
+    # passed stays passed, even with a prerequisite not passed (added to the curriculum later)
+    assert cards["rmsnorm"].reason == "pass layernorm first" and cards["rmsnorm"].status is PASSED
 
 
 def test_tracks_keep_the_curriculum_order_and_count_passes(curriculum: Catalog) -> None:
     views = concept_map(curriculum, passed={"bpe-merges", "bpe-encode"}, plan=Plan.FREE)
     assert [v.track.id for v in views] == [t.id for t in curriculum.tracks]
-    tokenization = views[0]
+    assert views[0].track.id == "foundations"
+    tokenization = views[1]
     assert [c.slug for c in tokenization.cards] == ["bpe-merges", "bpe-encode"]
     assert tokenization.passed == 2
     assert sum(len(v.cards) for v in views) == len(curriculum.order)
@@ -70,8 +72,16 @@ def test_tracks_keep_the_curriculum_order_and_count_passes(curriculum: Catalog) 
     ("passed", "plan", "slug", "unlocks"),
     [
         (set(), Plan.FREE, "bpe-merges", ["bpe-encode"]),
-        (set(), Plan.FREE, "causal-masking", ["rope"]),  # online-softmax stays locked: pro
-        (set(), Plan.PRO, "causal-masking", ["online-softmax", "rope"]),
+        # the pro concepts it opens stay locked on the free plan
+        (set(), Plan.FREE, "causal-masking", ["multi-head-attention", "rope", "sinusoidal-positions"]),
+        (
+            set(),
+            Plan.PRO,
+            "causal-masking",
+            "multi-head-attention online-softmax rope sinusoidal-positions sliding-window-attention".split(),
+        ),
+        ({"autograd-engine"}, Plan.FREE, "activations", ["mlp-backprop"]),
+        ({"mlp-backprop"}, Plan.FREE, "layernorm", ["rmsnorm"]),
         ({"causal-masking", "rmsnorm"}, Plan.FREE, "rope", ["kv-cache"]),
         ({"causal-masking"}, Plan.FREE, "rope", []),  # kv-cache still needs rmsnorm
     ],
@@ -80,3 +90,30 @@ def test_what_a_pass_unlocks(
     curriculum: Catalog, passed: set[str], plan: Plan, slug: str, unlocks: list[str]
 ) -> None:
     assert sorted(newly_unlocked(curriculum, slug, passed=passed, plan=plan)) == unlocks
+
+
+def walk(catalog: Catalog, plan: Plan) -> list[str]:
+    """The concepts in the order "next up" leads a learner who passes each one it points at."""
+    passed: list[str] = []
+    while (upcoming := next_up(catalog, concept_map(catalog, passed=set(passed), plan=plan))) is not None:
+        passed.append(upcoming.slug)
+    return passed
+
+
+def test_a_newcomer_starts_with_the_foundations(curriculum: Catalog) -> None:
+    opened = {s for s, status in statuses(curriculum, set(), Plan.FREE).items() if status is UNLOCKED}
+    # the foundations' first steps, and the other tracks' doors for those who know them already
+    assert opened == {"activations", "autograd-engine", "bpe-merges", "causal-masking"}
+    path = walk(curriculum, Plan.FREE)
+    assert path[:5] == ["activations", "autograd-engine", "mlp-backprop", "dropout", "layernorm"]
+    assert {curriculum.exercises[s].spec.track for s in path[:5]} == {"foundations"}
+
+
+@pytest.mark.parametrize("plan", [Plan.FREE, Plan.PRO])
+def test_next_up_leads_through_every_concept_the_plan_opens(curriculum: Catalog, plan: Plan) -> None:
+    path = walk(curriculum, plan)
+    opened = {s for s, e in curriculum.exercises.items() if plan is Plan.PRO or e.spec.tier == "free"}
+    assert len(path) == len(set(path)) and set(path) == opened  # no free concept waits on a pro one
+    place = {s: i for i, s in enumerate(path)}
+    for slug in path:
+        assert all(place[p] < place[slug] for p in curriculum.exercises[slug].spec.prerequisites)
