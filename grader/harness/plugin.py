@@ -186,7 +186,7 @@ def one_torch_thread() -> Iterator[None]:
 
     Their tensors are small, and on a busy host (several gradings at once, a deadline) torch's
     thread pool makes every small op many times slower than one thread does: a float64 oracle of
-    2 ms took 120 ms beside a CPU hog. The submission's runner sets its own threads."""
+    2 ms took 120 ms on a busy two-core host. The submission's runner sets its own threads."""
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         yield
         return
