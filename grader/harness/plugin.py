@@ -185,8 +185,8 @@ def one_torch_thread() -> Iterator[None]:
     """The tests' own torch work (oracles, inputs, comparisons) on one thread while they run.
 
     Their tensors are small, and on a busy host (several gradings at once, a deadline) torch's
-    thread pool makes every small op many times slower than one thread does: a float64 oracle of
-    2 ms took 120 ms on a busy two-core host. The submission's runner sets its own threads."""
+    thread pool makes every small op many times slower than one thread does. The submission's
+    runner sets its own threads."""
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         yield
         return
