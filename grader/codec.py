@@ -174,7 +174,14 @@ class Encoder:
         self._nodes = 0
 
     def encode(self, value: Any) -> Any:
-        return self._encode(value, 0)
+        """The tree of `value`; CodecError for anything that cannot be sent, whatever fails inside
+        (a value's own methods may raise anything)."""
+        try:
+            return self._encode(value, 0)
+        except CodecError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the value may be a submission's
+            raise CodecError(f"a value could not be encoded ({type(exc).__name__})") from exc
 
     def frame(self, header: dict[str, Any]) -> list[bytes]:
         return frame_parts(header, self.buffers, self.caps)
@@ -255,7 +262,11 @@ class Encoder:
             if plain.is_conj():
                 plain = plain.resolve_conj()
             shape = [int(s) for s in plain.shape]
-            raw = plain.reshape(-1).view(torch.uint8).numpy() if plain.numel() else b""
+            flat = plain.reshape(-1)
+            if flat.numel() and flat.stride(0) != 1:
+                # a one-element view (`x[:, -1]` of a row) counts as contiguous with any stride
+                flat = flat.clone(memory_format=torch.contiguous_format)
+            raw = flat.view(torch.uint8).numpy() if flat.numel() else b""
         return {"t": "tensor", "dtype": dtype, "shape": shape, "b": self.add_buffer(raw), "rg": requires_grad}
 
     def _encode_layer(self, layer: Any) -> dict[str, Any]:

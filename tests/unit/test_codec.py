@@ -93,9 +93,12 @@ def test_tensors_keep_dtype_shape_and_bits(dtype: torch.dtype) -> None:
         torch.tensor(3.5),
         torch.randn(4, 6).t(),
         torch.randn(3, 3)[:, 1],
+        torch.randn(1, 5)[:, -1],
+        torch.randn(1, 5)[:, -1].clone(),
+        torch.randn(2, 1, 5)[:, :, -1:],
         torch.randn(2, 2) + 1j,
     ],
-    ids=["empty", "scalar", "transposed", "strided", "complex"],
+    ids=["empty", "scalar", "transposed", "strided", "row-end", "row-end-copy", "unit-dims", "complex"],
 )
 def test_unusual_tensors(x: torch.Tensor) -> None:
     out = roundtrip(x)
@@ -142,6 +145,21 @@ def test_subclasses_of_builtins_arrive_as_builtins() -> None:
 
     out = roundtrip(AlwaysEqual(3))
     assert type(out) is int and out != 4
+
+
+def test_a_value_whose_own_methods_raise_is_a_codec_error() -> None:
+    class Treacherous(int):
+        def __int__(self) -> int:
+            raise ZeroDivisionError("from the value itself")
+
+    class Odd(torch.Tensor):
+        @property
+        def layout(self) -> Any:  # type: ignore[override]
+            raise KeyError("from the tensor itself")
+
+    for value in (Treacherous(3), torch.arange(3.0).as_subclass(Odd)):
+        with pytest.raises(CodecError, match="could not be encoded"):
+            Encoder().encode([value])
 
 
 def test_unknown_objects_are_refused_without_a_handle_policy() -> None:
