@@ -289,7 +289,7 @@ def _expect(
 
 def _figure(perf: PerfResult) -> str:
     if perf.kind == "exponent":
-        return f"{perf.name} n^{perf.ratio:.2f} (limit n^{perf.threshold:g})"
+        return f"{perf.name} n^{perf.ratio:.2f} (limit n^{perf.threshold + perf.tolerance:g})"
     return f"{perf.name} {perf.ratio:.1f}x (limit {perf.threshold:g}x)"
 
 

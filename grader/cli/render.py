@@ -48,8 +48,11 @@ def verdict(console: Console, result: Verdict) -> None:
             notes.append(f"the first {len(shown)} characters")
         if result.output_withheld:
             notes.append("what your code printed during the hidden tests is not shown")
-        heading = "your output" + (f" ({'; '.join(notes)})" if notes else "")
-        parts.append(Panel(Text(shown), title=Text(heading), title_align="left", border_style="dim"))
+        if shown:
+            heading = "your output" + (f" ({'; '.join(notes)})" if notes else "")
+            parts.append(Panel(Text(shown), title=Text(heading), title_align="left", border_style="dim"))
+        else:  # nothing to show: a line, not an empty box under a heading too long to fit
+            parts.append(Text(f"your output: {'; '.join(notes)}", style="dim"))
     t, prov = result.timings, result.provenance
     phases = (
         f"sandbox {t.sandbox_start_s:.2f} s, runtime {t.runtime_import_s:.2f} s, "
@@ -125,7 +128,7 @@ def _performance(result: Verdict) -> Table:
         verdict_text = Text("ok", style="green") if perf.passed else Text("too slow", style="yellow")
         if perf.kind == "exponent":
             figure, interval = f"n^{perf.ratio:.2f} (ref n^{perf.reference_value:.2f})", "-"
-            limit = f"n^{perf.threshold:g}"
+            limit = f"n^{perf.threshold + perf.tolerance:g}"  # the tolerance of an exponent is additive
         else:
             figure, limit = f"{perf.ratio:.2f}x", f"{perf.threshold:g}x"
             has_ci = perf.ci_low is not None and perf.ci_high is not None

@@ -141,3 +141,25 @@ def test_a_description_is_the_docstrings_whole_first_paragraph() -> None:
     item = SimpleNamespace(obj=test_thing)
     assert _doc(item) == "A query with no allowed key gets a zero output row, never NaN and never an average."  # type: ignore[arg-type]
     assert _doc(SimpleNamespace(obj=None)) == ""  # type: ignore[arg-type]
+
+
+def test_output_withheld_with_nothing_to_show_is_one_line_not_an_empty_box() -> None:
+    def shown(output: str) -> str:
+        verdict = Verdict(
+            status=Status.FAILED,
+            summary="s",
+            score=0,
+            max_score=1,
+            output=output,
+            output_withheld=True,
+            provenance=Provenance(exercise="x", exercise_version="v", submission_sha256="s"),
+        )
+        console = Console(width=80, record=True)
+        render.verdict(console, verdict)
+        return console.export_text()
+
+    empty = shown("")
+    assert "your output: what your code printed during the hidden tests is not shown" in empty
+    assert "╭─ your output" not in empty
+    printed = shown("public print\n")
+    assert "public print" in printed and "your output" in printed
