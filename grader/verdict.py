@@ -54,7 +54,7 @@ _SEVERITY = {
 _LABELS = {
     Status.PASSED: "Passed",
     Status.FAILED: "Failed",
-    Status.TOO_SLOW: "Correct but too slow",
+    Status.TOO_SLOW: "Correct but over a performance limit",  # time, memory, FLOPs or allocations
     Status.TIMEOUT: "Time limit exceeded",
     Status.MEMORY_LIMIT: "Memory limit exceeded",
     Status.OUTPUT_LIMIT: "Output limit exceeded",

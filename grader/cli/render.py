@@ -125,7 +125,7 @@ def _performance(result: Verdict) -> Table:
         table.add_column(column)
     for perf in result.performance:
         source = f"{perf.metric} ({perf.source}{', runner-reported' if perf.runner_reported else ''})"
-        verdict_text = Text("ok", style="green") if perf.passed else Text("too slow", style="yellow")
+        verdict_text = Text("ok", style="green") if perf.passed else Text("over limit", style="yellow")
         if perf.kind == "exponent":
             figure, interval = f"n^{perf.ratio:.2f} (ref n^{perf.reference_value:.2f})", "-"
             limit = f"n^{perf.threshold + perf.tolerance:g}"  # the tolerance of an exponent is additive

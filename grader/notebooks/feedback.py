@@ -19,7 +19,7 @@ MARK = {
     Outcome.PASSED: "✅ passed",
     Outcome.FAILED: "❌ failed",
     Outcome.ERROR: "❌ error",
-    Outcome.TOO_SLOW: "🐢 too slow",
+    Outcome.TOO_SLOW: "🐢 over a performance limit",
     Outcome.SKIPPED: "⏭ skipped",
 }
 
