@@ -324,7 +324,8 @@ def test_input_unchanged(submission, rng, name):
     """The function leaves a float32 x as it was (x.float() is x itself when x is float32)."""
     x = randn(rng, 4, 25, scale=3.0)
     got = call_unchanged(getattr(submission, name), x, names=("x",), what=name, hint=INPLACE_HINT)
-    assert_close(got, oracle(name, x), misconceptions=mistakes(name, x))
+    # only the result's type here: the values are checked in test_random_inputs (float32 matrices, scale 3)
+    expect(isinstance(got, torch.Tensor), f"{name} must return a torch.Tensor")
 
 
 # ---------------------------------------------------------------------------- SwiGLU
@@ -505,4 +506,5 @@ def test_swiglu_inputs_unchanged(submission, rng):
         what="swiglu",
         hint=INPLACE_HINT,
     )
-    assert_close(got, swiglu_oracle(x, *w), misconceptions=swiglu_mistakes(x, *w), **tolerance(torch.float32))
+    # only the result's type here: the values are checked in test_swiglu_random (float32, d_ff != d_model)
+    expect(isinstance(got, torch.Tensor), "swiglu must return a torch.Tensor")

@@ -265,7 +265,8 @@ def test_inputs_left_unchanged(submission, rng):
         hint="build new tensors: torch.where(keep, targets, 0) instead of targets[...] = 0, and x - m "
         "instead of subtracting in place",
     )
-    check_value(got, logits, targets)
+    # only the result's type here: the values are checked in test_ignore_index (default-minus-100)
+    expect(isinstance(got, torch.Tensor), "cross_entropy must return a torch.Tensor")
 
 
 # ---------------------------------------------------------------------------- gradients

@@ -336,10 +336,9 @@ def test_input_unchanged(submission, rng, training):
         training=training,
         seed=s,
     )
-    if training:
-        check_rule(got, x, 0.4, s, what="dropout(x, p=0.4)")
-    else:
-        assert_close(got, x, rtol=0.0, atol=0.0, hint=EVAL_HINT)
+    # only the result's type here: the values are checked in test_rule_random_shapes (training, float32)
+    # and test_eval_mode (eval)
+    expect(isinstance(got, torch.Tensor), "dropout must return a torch.Tensor")
 
 
 # ---------------------------------------------------------------------------- statistics

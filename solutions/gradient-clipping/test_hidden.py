@@ -1,7 +1,7 @@
 """Hidden tests for gradient-clipping: the submission against torch.nn.utils.clip_grad_norm_ (the
 oracle, run here on copies of the same parameters) on random parameters above, below and at the
 limit, missing gradients, tiny and zero gradients, every floating dtype, float16 overflow,
-non-finite norms, and the in-place update.
+non-finite norms, the in-place update, and the parameters themselves left alone.
 
 Parameters and gradients are kept in the runner (`kept_in_runner`), with each p.grad set to a
 tensor that has a handle of its own: after the call, p.grad, the original gradient tensor and p
@@ -146,13 +146,13 @@ def mistakes(grads, max_norm):
 
 def check_clip(submission, rng, grads, max_norm, *, tol=None, equal_nan=False, hint="", what=""):
     """clip_grad_norm_ in the runner against torch's on the same parameters: the returned norm,
-    every p.grad, the in-place update of the original gradient tensors, and the parameters left
-    alone."""
+    every p.grad, and the in-place update of the original gradient tensors. (The parameters' own
+    values are checked apart, in test_parameters_left_alone.)"""
     tol = tol or {}
     values = param_values(rng, grads)
     want_norm, want_grads = torch_clip(grads, max_norm)
     on_grads, on_norm = mistakes(grads, max_norm) if any(g is not None for g in grads) else ({}, {})
-    norm, p_grads, originals, after = clip_in_runner(submission, values, grads, max_norm)
+    norm, p_grads, originals, _ = clip_in_runner(submission, values, grads, max_norm)
     label = f" ({what})" if what else ""
     assert_close(
         norm,
@@ -183,7 +183,6 @@ def check_clip(submission, rng, grads, max_norm, *, tol=None, equal_nan=False, h
         hint=IN_PLACE_HINT,
         **tol,
     )
-    assert_close(after, values, what="the parameters' own values", hint="scale p.grad, never p itself")
 
 
 # ---------------------------------------------------------------------------- random parameters
@@ -350,7 +349,19 @@ def test_non_finite(submission, rng, bad):
 
 
 def test_in_place_many_params(submission, rng):
-    """Twelve parameters: every p.grad tensor is scaled in place and every parameter is left alone."""
+    """Twelve parameters: every p.grad tensor is scaled in place (the tensor p.grad held, not a new one)."""
     shapes = random_shapes(rng, 12, 6)
     grads = scaled_to([randn(rng, *s) for s in shapes], 10.0)
     check_clip(submission, rng, grads, 1.0, what="twelve parameters")
+
+
+@pytest.mark.parametrize("max_norm", [pytest.param(1.0, id="max-norm-1"), pytest.param(0.0, id="max-norm-0")])
+def test_parameters_left_alone(submission, rng, max_norm):
+    """clip_grad_norm_ changes the gradients only: the parameters' own values stay as they were."""
+    shapes = random_shapes(rng, 6, 5)
+    grads = scaled_to([randn(rng, *s) for s in shapes], 10.0)
+    values = param_values(rng, grads)
+    _, _, _, after = clip_in_runner(submission, values, grads, max_norm)
+    # only the parameters here: the norm and the gradients are checked in test_in_place_many_params,
+    # test_random_params and test_max_norm_zero
+    assert_close(after, values, what="the parameters' own values", hint="scale p.grad, never p itself")

@@ -418,7 +418,8 @@ def test_head_counts_that_do_not_divide(submission, rng, n_heads, n_kv):
 def test_inputs_unchanged(submission, rng):
     """grouped_query_attention leaves q, k and v as they were."""
     q, k, v = qkv(rng, 2, 8, 2, 3, 10, 16)
-    out = call_unchanged(
+    # only the inputs here: the output on such inputs is checked in test_matches_torch (gqa-8q-2kv, causal)
+    call_unchanged(
         submission.grouped_query_attention,
         q,
         k,
@@ -429,7 +430,6 @@ def test_inputs_unchanged(submission, rng):
         "tensors (q * scale), never with *= or a trailing-underscore method on the ones given",
         causal=True,
     )
-    assert_close(out, oracle(q, k, v, True), misconceptions=mistakes(q, k, v, True))
 
 
 # ---------------------------------------------------------------------------- memory

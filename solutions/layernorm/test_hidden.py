@@ -378,6 +378,7 @@ def test_layer_norm_inputs_unchanged(submission, rng):
     """layer_norm leaves x, weight and bias as they were: the caller still needs x (the residual stream)."""
     x = randn(rng, 3, 5, 32, scale=2.0, offset=1.0)
     w, b = affine(rng, 32)
+    # only the inputs here: the output on such inputs is checked in test_layer_norm_random_shapes
     got = call_unchanged(
         submission.layer_norm,
         x,
@@ -387,7 +388,7 @@ def test_layer_norm_inputs_unchanged(submission, rng):
         what="layer_norm",
         hint="compute new tensors (x - mean, not x -= mean; x.float() is x itself when x is float32)",
     )
-    check_layer_norm(got, x, w, b)
+    expect(isinstance(got, torch.Tensor), "layer_norm must return a torch.Tensor")
 
 
 # ---------------------------------------------------------------------------- BatchNorm helpers
@@ -713,6 +714,8 @@ def test_batch_norm_gradients(submission, rng, shape):
 def test_batch_norm_inputs_unchanged(submission, rng, training):
     """batch_norm leaves x, the running statistics, weight and bias as they were: it returns new ones."""
     x, rm, rv, w, b = bn_inputs(rng, (8, 4, 5))
+    # only the inputs here: the outputs on such inputs are checked in test_batch_norm_training and
+    # test_batch_norm_eval (N8-C3-L7)
     got = call_unchanged(
         submission.batch_norm,
         x,
@@ -726,4 +729,4 @@ def test_batch_norm_inputs_unchanged(submission, rng, training):
         "update running_mean or running_var in place as torch.nn.functional.batch_norm does",
         training=training,
     )
-    check_batch_norm(got, x, rm, rv, w, b, training)
+    expect(isinstance(got, tuple) and len(got) == 3, TUPLE)

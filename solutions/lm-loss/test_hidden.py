@@ -408,6 +408,8 @@ def test_inputs_unchanged(submission, rng, name):
     logits, tokens = make(rng, 3, 10, 12)
     tokens = right_pad(rng, tokens)
     tokens[0, -1] = -100
+    # only the inputs here: the values on such inputs are checked in test_random_batches (lm_loss) and
+    # test_perplexity_random_batches (perplexity)
     got = call_unchanged(
         getattr(submission, name),
         logits,
@@ -417,7 +419,4 @@ def test_inputs_unchanged(submission, rng, name):
         hint="build new tensors: torch.where(keep, target, 0) instead of tokens[...] = 0, and no in-place "
         "operation on logits",
     )
-    if name == "lm_loss":
-        check_loss(got, logits, tokens)
-    else:
-        check_perplexity(got, logits, tokens)
+    expect(isinstance(got, torch.Tensor), f"{name} must return a torch.Tensor")

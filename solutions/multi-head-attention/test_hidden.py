@@ -571,10 +571,12 @@ def test_float16_scores_beyond_its_range(submission, rng):
 
 def test_input_unchanged(submission, rng):
     """forward leaves x as it was."""
-    state = random_state(rng, 16)
     x = randn(rng, 2, 5, 16)
-    layer = build(submission, 16, 4, state)
-    out = call_unchanged(
+    # only the input here (the module keeps its own initial weights): the output on such inputs is
+    # checked in test_matches_torch_mha (B2-T7-d16-4-heads, causal), the parameter names in
+    # test_parameter_names
+    layer = submission.MultiHeadAttention(16, 4)
+    call_unchanged(
         layer,
         x,
         names=("x",),
@@ -583,4 +585,3 @@ def test_input_unchanged(submission, rng):
         "+= or a trailing-underscore method on x",
         causal=True,
     )
-    check_output(out, oracle(state, x, 4, True), state, x, 4, True)

@@ -512,6 +512,7 @@ def test_errors(submission):
 
 def test_append_leaves_inputs_unchanged(submission, rng):
     """append copies k and v into the pool and leaves the caller's tensors as they were."""
+    # inputs only: what append stores (float32 tokens, float16 cache) is checked by test_half_precision
     cache = submission.PagedKVCache(4, 2, H, D, torch.float16)
     cache.call("add_sequence", 0)
     k, v = tokens(rng, 3)

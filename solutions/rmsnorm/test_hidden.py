@@ -304,8 +304,9 @@ def test_half_precision_large_values(submission, rng, dtype, peak):
     assert_rounded_once(got, x, w, hint=OVERFLOW_HINT if broken else "")
 
 
-def test_inputs_unchanged(submission, reference, rng):
+def test_inputs_unchanged(submission, rng):
     """rms_norm leaves x and weight as they were: the caller still adds x to the residual stream."""
+    # inputs only: the values (eps=1e-5 too) are checked by test_eps_placement and test_random_shapes
     x = randn(rng, 3, 5, 32, scale=2.0)
     w = gain(rng, 32)
     got = call_unchanged(
@@ -319,7 +320,7 @@ def test_inputs_unchanged(submission, reference, rng):
         "weight (x.float() is x itself when x is float32)",
         eps=1e-5,
     )
-    assert_close(got, reference.rms_norm(x, w, eps=1e-5), misconceptions=mistakes(x, w, 1e-5))
+    expect(isinstance(got, torch.Tensor), "rms_norm must return a torch.Tensor")
 
 
 # ---------------------------------------------------------------------------- the layer

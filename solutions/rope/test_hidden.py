@@ -380,8 +380,9 @@ def test_gradients(submission, rng):
     )
 
 
-def test_inputs_unchanged(submission, reference, rng):
+def test_inputs_unchanged(submission, rng):
     """apply_rope leaves x and token_positions as they were: the caller still holds them."""
+    # inputs only: the values on such inputs are checked by test_random_shapes and test_position_layouts
     gen = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
     x = randn(gen, 2, 3, 10, 16)
     positions = positions_from(rng, (10,), 1000)
@@ -395,12 +396,7 @@ def test_inputs_unchanged(submission, reference, rng):
         "writing the rotated pairs back into x (x[..., 0::2] = ...) changes the caller's tensor, "
         "and x.float() is x itself when x is float32",
     )
-    assert_close(
-        out,
-        expected(reference, x, positions),
-        misconceptions=mistakes(x, positions),
-        **tol(x.dtype, positions),
-    )
+    expect(isinstance(out, torch.Tensor), "apply_rope must return a torch.Tensor")
 
 
 @pytest.mark.parametrize("d", [pytest.param(7, id="d-7"), pytest.param(1, id="d-1")])

@@ -382,6 +382,7 @@ def test_bad_d_model_rejected(submission, d_model):
 
 def test_positions_unchanged(submission, rng):
     """sinusoidal_positions leaves positions as they were."""
+    # inputs only: the values on such inputs are checked by test_random_widths_and_positions
     positions = random_positions(rng, 12, 1000)
     got = call_unchanged(
         submission.sinusoidal_positions,
@@ -391,7 +392,7 @@ def test_positions_unchanged(submission, rng):
         what="sinusoidal_positions",
         hint="build new tensors (positions.to(torch.float64)), never an in-place operation on positions",
     )
-    check_table(got, positions, 16)
+    expect(isinstance(got, torch.Tensor), "sinusoidal_positions must return a torch.Tensor")
 
 
 # --------------------------------------------------------------------------- performance

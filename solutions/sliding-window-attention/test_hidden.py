@@ -512,7 +512,8 @@ def test_window_forgets_the_past(submission, rng, n_q, n_k, window, align):
 
 
 def test_inputs_unchanged(submission, rng):
-    """A bottom-right call gives the right output and leaves q, k and v as they were."""
+    """A bottom-right call leaves q, k and v as they were."""
+    # inputs only: bottom-right values, fewer queries than keys, are checked by test_fewer_queries_than_keys
     q, k, v = qkv(rng, (2, 3), 70, 90, 16, 8)
     out = call_unchanged(
         submission.sliding_window_attention,
@@ -527,12 +528,7 @@ def test_inputs_unchanged(submission, rng):
         "given; q.float() is q itself when q is float32",
         align="bottom_right",
     )
-    assert_close(
-        out,
-        oracle(q, k, v, 12, "bottom_right"),
-        hint=nan_hint(out),
-        misconceptions=mistakes(out, q, k, v, 12, "bottom_right", cheap=True),
-    )
+    expect(isinstance(out, torch.Tensor), "sliding_window_attention must return a torch.Tensor")
 
 
 @pytest.mark.parametrize(

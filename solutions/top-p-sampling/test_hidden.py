@@ -447,8 +447,9 @@ UNCHANGED_HINT = (
 @pytest.mark.parametrize(
     "temperature", [pytest.param(1.0, id="no-temperature"), pytest.param(0.7, id="T-0.7")]
 )
-def test_filter_leaves_the_logits_unchanged(submission, reference, rng, temperature):
+def test_filter_leaves_the_logits_unchanged(submission, rng, temperature):
     """filter_logits returns a new tensor and leaves the logits it was given as they were."""
+    # inputs only: the values with top_k and top_p are checked by test_top_k_then_top_p and test_temperature
     settings = {"temperature": temperature, "top_k": 12, "top_p": 0.8}
     logits = clear_nucleus_rows(rng, 3, 24, 0.8, temperature=temperature, top_k=12, scale=1.5)
     got = call_unchanged(
@@ -459,11 +460,12 @@ def test_filter_leaves_the_logits_unchanged(submission, reference, rng, temperat
         hint=UNCHANGED_HINT,
         **settings,
     )
-    check_filter(got, reference.filter_logits(logits, **settings), {}, top_k=12)
+    expect(isinstance(got, torch.Tensor), "filter_logits must return a torch.Tensor")
 
 
 def test_sample_leaves_the_logits_unchanged(submission, rng, seed):
     """sample leaves the logits it was given as they were."""
+    # inputs only: the ids are checked by test_removed_tokens_never_drawn and test_sample_rows_independently
     logits = clear_nucleus_rows(rng, 3, 24, 0.8, top_k=12, scale=1.5)
     ids = call_unchanged(
         submission.sample,
@@ -476,10 +478,7 @@ def test_sample_leaves_the_logits_unchanged(submission, rng, seed):
         top_k=12,
         top_p=0.8,
     )
-    expect(
-        isinstance(ids, torch.Tensor) and tuple(ids.shape) == (3, 20),
-        "sample should return ids of shape (3, 20) for logits (3, 24) and num_samples=20",
-    )
+    expect(isinstance(ids, torch.Tensor), "sample must return a torch.Tensor of ids")
 
 
 # --------------------------------------------------------------------------- performance
