@@ -163,3 +163,32 @@ def test_output_withheld_with_nothing_to_show_is_one_line_not_an_empty_box() -> 
     assert "╭─ your output" not in empty
     printed = shown("public print\n")
     assert "public print" in printed and "your output" in printed
+
+
+def test_an_exponent_checks_limit_is_shown_with_its_tolerance() -> None:
+    from grader.validate import _figure
+    from grader.verdict import DecidedBy, Metric, PerfKind, PerfResult
+
+    perf = PerfResult(
+        name="memory",
+        metric=Metric.ALLOCATION,
+        kind=PerfKind.EXPONENT,
+        ratio=0.99,
+        threshold=0.0,
+        tolerance=0.4,
+        passed=False,
+        decided_by=DecidedBy.SINGLE,
+    )
+    verdict = Verdict(
+        status=Status.TOO_SLOW,
+        summary="s",
+        score=1,
+        max_score=1,
+        performance=[perf],
+        provenance=Provenance(exercise="x", exercise_version="v", submission_sha256="s"),
+    )
+    console = Console(width=200, record=True)
+    render.verdict(console, verdict)
+    table = console.export_text()
+    assert "n^0.4" in table and "over limit" in table and "Correct but over a performance limit" in table
+    assert _figure(perf) == "memory n^0.99 (limit n^0.4)"
