@@ -15,10 +15,10 @@ from grader.remote import RunnerClient
 from sandbox import Limits
 
 
-def client(backend: str) -> tuple[RunnerClient, int]:
-    stdin_r, stdin_w = os.pipe()
-    stdout_r, stdout_w = os.pipe()
-    stderr_r, stderr_w = os.pipe()
+def client(backend: str, fds: list[int]) -> tuple[RunnerClient, int]:
+    pipes = [os.pipe() for _ in range(3)]
+    fds += [fd for pipe in pipes for fd in pipe]
+    (_, stdin_w), (stdout_r, _), (stderr_r, stderr_w) = pipes
     process = SimpleNamespace(backend=backend, stdin=stdin_w, stdout=stdout_r, stderr=stderr_r)
     return RunnerClient(cast(Any, process), Limits()), stderr_w
 
@@ -28,7 +28,8 @@ def test_late_output_of_a_relayed_backend_is_read_before_withholding(
     backend: str, kept: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(remote, "RELAY_QUIET_SECONDS", 1.0)  # room for a busy host to run the writer
-    runner, write_end = client(backend)
+    fds: list[int] = []
+    runner, write_end = client(backend, fds)
 
     def late() -> None:
         time.sleep(0.05)  # the relay delivers after the reply
@@ -43,3 +44,5 @@ def test_late_output_of_a_relayed_backend_is_read_before_withholding(
     runner.drain_output()
     assert runner.output.total == len(b"late public print\n")
     assert runner.output.withheld == (0 if kept else runner.output.total)
+    for fd in fds:
+        os.close(fd)
