@@ -261,7 +261,12 @@ def judge(
 def summarise(status: Status, results: list[TestResult], message: str = "") -> str:
     counts = count(results)
     if status is Status.PASSED:
-        return f"passed all {counts.passed} tests"
+        skipped = [r for r in results if r.outcome is Outcome.SKIPPED]
+        if not skipped:
+            return f"passed all {counts.passed} tests"
+        reasons = sorted({r.message for r in skipped if r.message})
+        why = f": {'; '.join(reasons)}" if reasons else ""
+        return f"passed all {counts.passed} tests that ran; {len(skipped)} not run here{why}"
     if status is Status.TOO_SLOW:
         slow = [r.name for r in results if r.outcome is Outcome.TOO_SLOW]
         return f"correct, but over a performance limit in {', '.join(slow)}"

@@ -53,8 +53,10 @@ def validate_exercise(
     on_check: Callable[[Check], None] | None = None,
     seeds: int = 1,
     on_start: Started | None = None,
+    device: str = "cpu",
 ) -> list[Check]:
-    """Grade the reference, the skeleton and every wrong variant with the validation seed; with
+    """Grade the reference, the skeleton and every wrong variant with the validation seed (GPU
+    exercises on `device`, "cuda:N", where one is given); with
     `seeds` > 1, also grade the reference's correctness on seeds 1 .. seeds - 1, so that a test
     whose tolerance or data only holds for some inputs fails here, not in front of a student.
     `on_start(subject, k, n)` is told as each check begins, `on_check` as it ends."""
@@ -71,18 +73,20 @@ def validate_exercise(
             on_check(check)
 
     start("reference")
-    reference = _grade(exercise, exercise.solution, backend, events)
+    reference = _grade(exercise, exercise.solution, backend, events, device=device)
     add(_reference_check(exercise, reference))
     for seed in range(VALIDATION_SEED + 1, VALIDATION_SEED + seeds):
         start(f"reference (seed {seed})")
-        verdict = _grade(exercise, exercise.solution, backend, events, seed=seed, measure=False)
+        verdict = _grade(
+            exercise, exercise.solution, backend, events, seed=seed, measure=False, device=device
+        )
         add(_expect(exercise, f"reference (seed {seed})", verdict, Status.PASSED, ()))
     start("skeleton")
-    skeleton = _grade(exercise, exercise.skeleton, backend, events)
+    skeleton = _grade(exercise, exercise.skeleton, backend, events, device=device)
     add(_expect(exercise, "skeleton", skeleton, Status.FAILED, ()))
     for wrong in exercise.wrong:
         start(f"wrong/{wrong.name}")
-        verdict = _grade(exercise, wrong.path, backend, events)
+        verdict = _grade(exercise, wrong.path, backend, events, device=device)
         add(_expect(exercise, f"wrong/{wrong.name}", verdict, wrong.expect, wrong.caught_by))
     return checks
 
@@ -102,26 +106,32 @@ def validate_cached(
     on_check: Callable[[Check], None] | None = None,
     seeds: int = 1,
     on_start: Started | None = None,
+    device: str = "cpu",
 ) -> list[Check]:
     """`validate_exercise`, unless `cache` holds a report on which every check held for this very
     version (its files), sandbox and grader code, on at least as many seeds: then that report,
     its checks marked as kept. Only reports that hold are kept: a failure is looked at afresh."""
-    kept = kept_report(exercise, backend.name, seeds, cache)
+    kept = kept_report(exercise, _place(backend.name, device), seeds, cache)
     if kept is not None:
         for check in kept:
             if on_check is not None:
                 on_check(check)
         return kept
     checks = validate_exercise(
-        exercise, backend, events=events, on_check=on_check, seeds=seeds, on_start=on_start
+        exercise, backend, events=events, on_check=on_check, seeds=seeds, on_start=on_start, device=device
     )
     if cache is not None and checks and all(c.ok for c in checks):
-        path = _report_path(exercise, backend.name, cache)
+        path = _report_path(exercise, _place(backend.name, device), cache)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(json.dumps({"seeds": seeds, "checks": [dataclasses.asdict(c) for c in checks]}))
         partial.replace(path)
     return checks
+
+
+def _place(backend: str, device: str) -> str:
+    """Where a validation ran, for its cache key: the sandbox, and the GPU if any."""
+    return backend if device == "cpu" else f"{backend}+{device}"
 
 
 def kept_report(exercise: Exercise, backend: str, seeds: int, cache: Path | None) -> list[Check] | None:
@@ -162,13 +172,14 @@ def validate_in_parallel(
     seeds: int = 1,
     cache: Path | None = None,
     on_start: Callable[[str, str, int, int], None] | None = None,
+    device: str = "cpu",
 ) -> Iterator[tuple[Exercise, list[Check] | BaseException]]:
     """Validate each exercise in a process of its own, `jobs` at a time (pytest runs in-process,
     so gradings cannot share one); yields each exercise's checks, or what stopped it, as it ends.
     `on_start(slug, subject, k, n)` is told, in this process, as each check begins."""
     pending = []
     for exercise in exercises:
-        kept = kept_report(exercise, backend, seeds, cache)
+        kept = kept_report(exercise, _place(backend, device), seeds, cache)
         if kept is None:
             pending.append(exercise)
         else:
@@ -189,7 +200,7 @@ def validate_in_parallel(
         max_workers=jobs, mp_context=context, initializer=_report_to, initargs=(started,)
     ) as executor:
         futures = {
-            executor.submit(_validate_one, exercise, backend, fork, seeds, cache): exercise
+            executor.submit(_validate_one, exercise, backend, fork, seeds, cache, device): exercise
             for exercise in pending
         }
         waiting = set(futures)
@@ -212,7 +223,7 @@ def _report_to(started: multiprocessing.Queue[tuple[str, str, int, int]]) -> Non
 
 
 def _validate_one(
-    exercise: Exercise, backend: str, fork: bool, seeds: int, cache: Path | None
+    exercise: Exercise, backend: str, fork: bool, seeds: int, cache: Path | None, device: str = "cpu"
 ) -> list[Check]:
     from sandbox import select_backend
 
@@ -222,7 +233,7 @@ def _validate_one(
 
     sandbox = select_backend(backend, untrusted=False, fork=fork)
     try:
-        return validate_cached(exercise, sandbox, cache, seeds=seeds, on_start=on_start)
+        return validate_cached(exercise, sandbox, cache, seeds=seeds, on_start=on_start, device=device)
     finally:
         sandbox.close()
 
@@ -235,10 +246,18 @@ def _grade(
     *,
     seed: int = VALIDATION_SEED,
     measure: bool = True,
+    device: str = "cpu",
 ) -> Verdict:
     # a fixed seed: validation must be reproducible (other seeds: `--seeds`, or `grade --seed`)
     return grade(
-        exercise, path.read_bytes(), backend, events=events, filename=path.name, seed=seed, measure=measure
+        exercise,
+        path.read_bytes(),
+        backend,
+        events=events,
+        filename=path.name,
+        seed=seed,
+        measure=measure,
+        device=device,
     )
 
 

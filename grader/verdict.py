@@ -149,6 +149,10 @@ class Metric(StrEnum):
     ALLOCATION = "allocation"  # the largest single allocation (runner-reported)
     FLOPS = "flops"  # floating-point operations (runner-reported)
     OPS = "ops"  # tensor operations dispatched (runner-reported)
+    TRAFFIC = "traffic"  # bytes Triton kernels loaded and stored, in the interpreter (runner-reported)
+    DRAM = "dram"  # the same, behind a model of the L2 cache (runner-reported)
+    LAUNCHES = "launches"  # Triton kernel launches (runner-reported)
+    DEVICE_TIME = "device_time"  # time on a GPU, between device synchronisations
 
 
 class PerfKind(StrEnum):

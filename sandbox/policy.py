@@ -152,6 +152,9 @@ def runner_env(limits: Limits, device: str = "cpu") -> dict[str, str]:
     }
     index = cuda_index(device)
     env["CUDA_VISIBLE_DEVICES"] = "" if index is None else str(index)  # exactly one GPU, or none
+    if index is None:
+        # Triton kernels run in Triton's interpreter on the CPU (read when triton is imported)
+        env["TRITON_INTERPRET"] = "1"
     return env
 
 

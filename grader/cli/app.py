@@ -402,6 +402,12 @@ def validate(
             "validated before (env: GRADER_VALIDATION_CACHE)"
         ),
     ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="GPU for GPU exercises: cuda:N (env: GRADER_DEVICE)")
+    ] = None,
+    gpu_only: Annotated[
+        bool, typer.Option("--gpu-only", help="With --all: only the exercises that declare a GPU")
+    ] = False,
 ) -> None:
     """Prove the hidden tests work: the reference passes, the skeleton fails, and every wrong/
     variant gets exactly its declared verdict."""
@@ -411,6 +417,13 @@ def validate(
     if (exercise is None) == (not all_):
         raise CliError("name one EXERCISE or pass --all", 2)
     targets = list(state.catalog) if all_ else [state.exercise(exercise or "")]
+    if gpu_only:
+        targets = [t for t in targets if t.spec.resources == "gpu"]
+    where = device or state.settings.device
+    try:
+        cuda_index(where)
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
     backend = state.backend(sandbox, own_code=True)
     cache = cache or state.settings.validation_cache
     workers = min(jobs or min(os.cpu_count() or 1, 4), len(targets))
@@ -431,6 +444,7 @@ def validate(
             seeds=seeds,
             cache=cache,
             on_start=started_check,
+            device=where,
         )
         for done, (target, result) in enumerate(runs, 1):
             if isinstance(result, BaseException):
@@ -454,6 +468,7 @@ def validate(
                     on_check=lambda c: render.check(out, c),
                     seeds=seeds,
                     on_start=step,
+                    device=where,
                 )
             failures += sum(not c.ok for c in checks)
     if failures:

@@ -46,6 +46,7 @@ class Perf:
         GradingFailure when a measured call returned a wrong output.
         """
         spec = self._spec(name, scaling=False)
+        self._measurable(spec)
         fixed = self._calibrating(name)
         student, reference = self._runners()
         checker = check or _default_check(spec)
@@ -64,6 +65,8 @@ class Perf:
             )
         elif spec.metric == "memory":
             result = protocol.memory_ratio(name, student, reference, make_call, spec, checker)
+        elif spec.metric == "device_time":
+            result = protocol.device_time_ratio(name, student, reference, make_call, spec, checker, progress)
         else:
             result = protocol.probe_ratio(name, student, reference, make_call, spec, checker)
         return self._record(result, hint)
@@ -93,6 +96,20 @@ class Perf:
             use = "perf.scaling" if spec.scaling else "perf.measure"
             raise ExerciseMisconfigured(f"performance check {name!r} is measured with {use}")
         return spec
+
+    def on_gpu(self) -> bool:
+        """Whether the submission runs on a GPU (else on the CPU, Triton kernels interpreted)."""
+        student = self.session.student
+        return student is not None and student.runtime.device.startswith("cuda")
+
+    def _measurable(self, spec: PerformanceSpec) -> None:
+        """Kernel figures are counted by Triton's interpreter, on CPU hosts; device time needs a
+        GPU. A check that cannot be measured where this grading runs is skipped, saying why."""
+        self.session.submission()
+        if spec.metric == "device_time" and not self.on_gpu():
+            pytest.skip("speed on a GPU is measured on GPU hosts only")
+        if spec.metric in protocol.KERNEL_FIGURES and self.on_gpu():
+            pytest.skip("kernel memory traffic is counted on CPU hosts, where kernels are interpreted")
 
     def _calibrating(self, name: str) -> protocol.FixedPairs | None:
         """While thresholds are calibrated, how to measure check `name`; a check that is not
@@ -137,6 +154,57 @@ class Perf:
         if student is None:
             raise RuntimeError("no submission runner")
         return protocol.probe(student, call)[1]
+
+    def kernel_probe(self, call: Call) -> dict[str, Any]:
+        """What one call's Triton kernels did, counted in the interpreter (see
+        grader.runner.kernels): launches, programs, loaded_bytes, stored_bytes, traffic_bytes,
+        dram_bytes, dot_flops. Skips the test on a GPU host, where kernels are compiled."""
+        self.session.submission()
+        if self.on_gpu():
+            pytest.skip("kernel memory traffic is counted on CPU hosts, where kernels are interpreted")
+        found = self.probe(call)
+        if found.get("interpreted") is not True:
+            raise ExerciseMisconfigured("kernel figures need triton in the exercise's preload")
+        return found
+
+    def compile_kernels(self, arch: int = 90) -> list[dict[str, Any]]:
+        """Compile every Triton kernel the submission launched so far for a GPU of compute
+        capability `arch` (90: H100), no GPU needed; per kernel: `kernel`, `registers`,
+        `spill_bytes`, `shared_bytes`, `tensor_cores`, `error` (runner-reported)."""
+        self.session.submission()
+        student = self.session.student
+        if student is None:
+            raise RuntimeError("no submission runner")
+        reply = student.request(
+            messages.Build(arch), timeout=student.limits.cpu_seconds, what="compiling the kernels"
+        )
+        return [_build_figures(found) for found in reply.kernels] if isinstance(reply.kernels, list) else []
+
+
+def _build_figures(found: Any) -> dict[str, Any]:
+    """One kernel's compile report as plain, typed values (anything else counts as a failure)."""
+    if not isinstance(found, dict):
+        return {
+            "kernel": "",
+            "registers": 0,
+            "spill_bytes": 0,
+            "shared_bytes": 0,
+            "tensor_cores": False,
+            "error": "no report",
+        }
+
+    def count(key: str) -> int:
+        value = found.get(key)
+        return value if type(value) is int and value >= 0 else 0
+
+    return {
+        "kernel": str(found.get("kernel", ""))[:100],
+        "registers": count("registers"),
+        "spill_bytes": count("spill_bytes"),
+        "shared_bytes": count("shared_bytes"),
+        "tensor_cores": found.get("tensor_cores") is True,
+        "error": str(found.get("error", ""))[:400],
+    }
 
 
 def _default_check(spec: PerformanceSpec) -> Callable[[Any, Any], None]:

@@ -349,7 +349,11 @@ PROBE_FIGURES = {
     "allocation": ("max_alloc_bytes", "bytes"),
     "flops": ("flops", "flop"),
     "ops": ("ops", "ops"),
+    "traffic": ("traffic_bytes", "bytes"),
+    "dram": ("dram_bytes", "bytes"),
+    "launches": ("launches", "launches"),
 }
+KERNEL_FIGURES = frozenset({"traffic", "dram", "launches"})  # counted by Triton's interpreter only
 
 
 def probe(client: RunnerClient, call: Call) -> tuple[Any, dict[str, Any]]:
@@ -389,6 +393,84 @@ def probe_ratio(
         runner_reported=True,
         source="probe",
     )
+
+
+def device_time_ratio(
+    name: str,
+    student: RunnerClient,
+    reference: RunnerClient,
+    make_call: MakeCall,
+    spec: PerformanceSpec,
+    check: Check,
+    progress: Progress | None = None,
+) -> PerfResult:
+    """Time on the device of the submission over the reference, one call at a time.
+
+    Each pair makes a fresh call and runs it on both sides in random order; the runner flushes
+    the L2 cache, synchronises the device, calls, and synchronises the whole device again, with
+    the clock and synchronisation it took before the submission was imported. Every output of
+    every timed call is checked against the reference's, so caching outputs, leaving work on
+    another stream or answering NaN cannot help. Decided like CPU time: a bootstrap interval on
+    the median ratio, checked at a few points between `min_pairs` and `max_pairs`."""
+    seed = secrets.randbits(32)
+    rng, order = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    clients = {"submission": student, "reference": reference}
+    for client in clients.values():  # warm up: compiling the kernels is not timed
+        device_times(client, [make_call(rng)])
+    times: dict[str, list[int]] = {"submission": [], "reference": []}
+    points = stats.checkpoints(spec.min_pairs, spec.max_pairs)
+    started = time.monotonic()
+    logs: list[float] = []
+    while True:
+        call = make_call(rng)
+        labels = [str(label) for label in order.permutation(list(clients))]
+        measured = {label: device_times(clients[label], [call]) for label in labels}
+        check(measured["submission"][0][0], measured["reference"][0][0])
+        for label, (_, ns) in measured.items():
+            times[label].append(max(ns[0], 1))
+        logs.append(math.log(times["submission"][-1] / times["reference"][-1]))
+        n = len(logs)
+        if progress is not None:
+            progress(n, spec.max_pairs)
+        final = n >= spec.max_pairs or (
+            time.monotonic() - started > spec.budget_seconds and n >= stats.EARLY_PAIRS
+        )
+        if n in points or final or n in (stats.EARLY_PAIRS, stats.CLEAR_CUT_PAIRS):
+            decision = stats.decide(logs, spec.limit, final=final, seed=seed)
+            if decision.by == "clear-cut" or (n in points and decision.state != "undecided") or final:
+                break
+    sub, ref = times["submission"], times["reference"]
+    return judged(
+        name,
+        spec,
+        decision.estimate.ratio,
+        passed=decision.state == "pass",
+        decided_by=DecidedBy(decision.by),
+        ci_low=decision.estimate.ratio_low,
+        ci_high=decision.estimate.ratio_high,
+        submission_value=float(np.median(sub)) / 1e9,
+        reference_value=float(np.median(ref)) / 1e9,
+        unit="s",
+        pairs=len(logs),
+        source="device",
+        samples=[[s / 1e9, r / 1e9] for s, r in zip(sub, ref, strict=True)],
+    )
+
+
+def device_times(client: RunnerClient, calls: Sequence[Call]) -> tuple[list[Any], list[int]]:
+    """Run `calls` one at a time on the runner's device: their outputs and nanoseconds each."""
+    bound = [bind(client, call) for call in calls]
+    request = messages.DeviceTimes([(t, attr, args, kwargs) for t, attr, args, kwargs in bound])
+    reply = client.request(request, timeout=client.limits.cpu_seconds, what="a timed call")
+    outputs = reply.outputs if isinstance(reply.outputs, list) else []
+    times = reply.times_ns if isinstance(reply.times_ns, list) else []
+    if (
+        len(outputs) != len(calls)
+        or len(times) != len(calls)
+        or not all(type(t) is int and t >= 0 for t in times)
+    ):
+        client.broke_protocol("the runner did not answer one output and one time per timed call")
+    return outputs, times
 
 
 def _number(value: Any) -> float:

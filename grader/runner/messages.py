@@ -45,6 +45,8 @@ class Op(enum.StrEnum):
     PROBE = "probe"  # one call under the in-runner probe
     BACKWARD = "backward"  # call, then backpropagate through the output
     SETTLE = "settle"  # collect garbage and trim the heap before a memory measurement
+    BUILD = "build"  # compile the kernels launched so far for a GPU architecture
+    DEVICE_TIMES = "device_times"  # calls timed one by one on the device, between synchronisations
 
 
 class ProtocolError(ValueError):
@@ -279,8 +281,22 @@ class Failed:
         return {"ok": False, "fatal": self.fatal, "error": self.error.to_wire()}
 
 
+@dataclass(frozen=True)
+class Built(Reply):
+    KIND: ClassVar[str] = "built"
+    kernels: Any  # per kernel launched: what compiling it for the architecture gave (runner-reported)
+
+
+@dataclass(frozen=True)
+class Timed(Reply):
+    KIND: ClassVar[str] = "timed"
+    outputs: Any  # every call's output, in order
+    times_ns: Any  # every call's time on the device, in order
+
+
 REPLIES: dict[str, type[Reply]] = {
-    cls.KIND: cls for cls in (Hello, Runtime, Loaded, Done, Value, Kept, Warned, Probed, Backpropagated)
+    cls.KIND: cls
+    for cls in (Hello, Runtime, Loaded, Done, Value, Kept, Warned, Probed, Backpropagated, Built, Timed)
 }
 
 
@@ -439,6 +455,26 @@ class Settle(Request[Done]):
     REPLY: ClassVar[type[Reply]] = Done
 
 
+@dataclass(frozen=True)
+class Build(Request[Built]):
+    """Compile every Triton kernel launched so far, with the argument types and constexprs of its
+    launches, for a GPU of compute capability `arch` (90: Hopper); no GPU is needed."""
+
+    OP: ClassVar[Op] = Op.BUILD
+    REPLY: ClassVar[type[Reply]] = Built
+    arch: int
+
+
+@dataclass(frozen=True)
+class DeviceTimes(Request[Timed]):
+    """Calls (as in `Block`) timed one at a time: before each, the L2 cache is flushed and the
+    device synchronised; each call's time runs until the whole device is idle again."""
+
+    OP: ClassVar[Op] = Op.DEVICE_TIMES
+    REPLY: ClassVar[type[Reply]] = Timed
+    calls: Any
+
+
 REQUESTS: dict[str, type[Request[Any]]] = {
     cls.OP.value: cls
     for cls in (
@@ -457,6 +493,8 @@ REQUESTS: dict[str, type[Request[Any]]] = {
         Probe,
         Backward,
         Settle,
+        Build,
+        DeviceTimes,
     )
 }
 

@@ -25,6 +25,8 @@ from grader import codec
 from grader.runner import messages
 
 MAX_MESSAGE = messages.ErrorReport.MAX_MESSAGE
+_clock = time.perf_counter_ns  # the runner's own references, taken before any submission runs
+L2_FLUSH_BYTES = 256 * 1024 * 1024  # more than any GPU's L2 cache (H100: 50 MiB, B200: 126 MiB)
 
 
 class Server:
@@ -39,6 +41,8 @@ class Server:
         self.device = "cpu"
         self.blocked_ops: Any = None  # the torch.library holding the blocking kernels
         self.iterators: dict[int, Any] = {}
+        self._synchronize: Callable[[], Any] | None = None  # the device's, taken at init
+        self._flush: Any = None  # a buffer larger than the L2 cache, written before timed calls
 
     # ----------------------------------------------------------------- transport
 
@@ -135,6 +139,12 @@ class Server:
             return messages.Runtime(torch=None, device="cpu", seconds=time.perf_counter() - started)
         torch.set_num_threads(request.threads)
         self.device = _pick_device(torch, request.device)
+        if self.device.startswith("cuda"):
+            self._synchronize = torch.cuda.synchronize
+        if "triton" in sys.modules:
+            from grader.runner import kernels
+
+            kernels.install()  # bounds checks and counts, when kernels run in the interpreter
         return messages.Runtime(
             torch=torch.__version__, device=self.device, seconds=time.perf_counter() - started
         )
@@ -160,6 +170,10 @@ class Server:
         sys.modules[module] = mod
         spec.loader.exec_module(mod)
         self.objects[0] = mod
+        if "triton" in sys.modules:  # imported by the submission itself
+            from grader.runner import kernels
+
+            kernels.install()
         return messages.Loaded(names=tuple(sorted(n for n in vars(mod) if not n.startswith("_"))))
 
     def op_getattr(self, request: messages.GetAttr) -> messages.Value:
@@ -285,11 +299,54 @@ class Server:
         return messages.Done()
 
     def op_probe(self, request: messages.Probe) -> messages.Probed:
-        from grader.runner import probe
+        from grader.runner import kernels, probe
 
         fn, args, kwargs = self.invocation(request)
+        kernels.reset()
         out, stats = probe.measure(fn, args, kwargs)
+        stats["interpreted"] = kernels.installed
+        if kernels.installed:
+            stats.update(kernels.counters.figures())
         return messages.Probed(out, stats)
+
+    def op_build(self, request: messages.Build) -> messages.Built:
+        """Compile the kernels launched so far for a GPU, in a child process of the sandbox (the
+        interpreter's Triton cannot compile)."""
+        from grader.runner import build, kernels
+
+        return messages.Built(
+            build.build_all(list(kernels.launches.values()), self.module_path, request.arch)
+        )
+
+    def op_device_times(self, request: messages.DeviceTimes) -> messages.Timed:
+        """Each call timed alone: flush the L2 cache, wait for the device, call, wait for the
+        whole device again (work left on other streams counts). The clock and the
+        synchronisation are the runner's own, taken before the submission was imported."""
+        calls = []
+        for target, attr, args, kwargs in request.calls:
+            args = [self.on_device(a) for a in args]
+            kwargs = {k: self.on_device(v) for k, v in dict(kwargs).items()}
+            owner = self.resolve(0) if target is None else target
+            calls.append((_walk(owner, str(attr)), args, kwargs))
+        if self._synchronize is not None and self._flush is None:
+            torch = sys.modules["torch"]
+            self._flush = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=self.device)
+        outputs, times = [], []
+        gc.disable()
+        try:
+            for fn, args, kwargs in calls:
+                if self._flush is not None:
+                    self._flush.zero_()
+                if self._synchronize is not None:
+                    self._synchronize()
+                started = _clock()
+                outputs.append(fn(*args, **kwargs))
+                if self._synchronize is not None:
+                    self._synchronize()
+                times.append(_clock() - started)
+        finally:
+            gc.enable()
+        return messages.Timed(outputs, times)
 
     def invocation(self, request: messages.Invocation) -> tuple[Any, list[Any], dict[str, Any]]:
         """What a call request names: the callable, and its arguments on the exercise's device."""
@@ -316,8 +373,8 @@ class Server:
         return value
 
     def synchronize(self) -> None:
-        if self.device.startswith("cuda"):
-            sys.modules["torch"].cuda.synchronize()
+        if self._synchronize is not None:
+            self._synchronize()
 
 
 Handler = Callable[[Server, Any], messages.Reply]
@@ -337,6 +394,8 @@ HANDLERS: dict[messages.Op, Handler] = {
     messages.Op.PROBE: Server.op_probe,
     messages.Op.BACKWARD: Server.op_backward,
     messages.Op.SETTLE: Server.op_settle,
+    messages.Op.BUILD: Server.op_build,
+    messages.Op.DEVICE_TIMES: Server.op_device_times,
 }
 
 

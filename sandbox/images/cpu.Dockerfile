@@ -6,9 +6,10 @@
 FROM python:3.11-slim-bookworm
 
 # torch pinned to the version the grader is tested with; the CPU wheel index keeps the image
-# free of CUDA libraries.
+# free of CUDA libraries. Triton is the version torch 2.13's CUDA wheel requires; on CPU it
+# interprets the GPU-kernel exercises' kernels (the sandbox sets TRITON_INTERPRET=1).
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install --no-cache-dir "numpy>=1.26" "regex>=2023.0"
+    && pip install --no-cache-dir "numpy>=1.26" "regex>=2023.0" "triton==3.7.1"
 
 # Only the runner's own files: never the harness, the tests, or solutions/.
 COPY grader/__init__.py grader/codec.py /opt/grader/runtime/grader/

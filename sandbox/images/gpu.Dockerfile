@@ -10,7 +10,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu128 torch==2.13.0 \
-    && /opt/venv/bin/pip install --no-cache-dir "numpy>=1.26" "regex>=2023.0"
+    && /opt/venv/bin/pip install --no-cache-dir "numpy>=1.26" "regex>=2023.0" "triton==3.7.1"
 
 COPY grader/__init__.py grader/codec.py /opt/grader/runtime/grader/
 COPY grader/runner/ /opt/grader/runtime/grader/runner/

@@ -183,3 +183,8 @@ def test_a_cpu_sandbox_sees_no_gpu() -> None:
     args = bwrap_argv(Limits(), LAYOUT, seccomp_fd=None, uid=UID)
     assert "--dev-bind" not in args
     assert runner_env(Limits())["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_triton_interprets_kernels_only_without_a_gpu() -> None:
+    assert runner_env(Limits())["TRITON_INTERPRET"] == "1"
+    assert "TRITON_INTERPRET" not in runner_env(Limits(), "cuda:1")
