@@ -27,10 +27,36 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIRST = ("tests/integration/test_curriculum.py",)
 
 
+NO_GPU = "no NVIDIA GPU on this host: run scripts/gpu-check.sh on one"
+
+
+def gpu_present() -> bool:
+    """An NVIDIA GPU that torch can use (asked without creating a CUDA context)."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.device_count() > 0
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests first (a stable sort: the rest keep their order). The order is the same
-    in every xdist worker, as xdist requires."""
+    in every xdist worker, as xdist requires. Tests marked `gpu` are skipped only where there is
+    no GPU; everything else this machine can run, it runs."""
     items.sort(key=lambda item: not item.nodeid.startswith(FIRST))
+    if any(item.get_closest_marker("gpu") for item in items) and not gpu_present():
+        for item in items:
+            if item.get_closest_marker("gpu"):
+                item.add_marker(pytest.mark.skip(reason=NO_GPU))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly how many GPU tests did not run, and why (the one kind of skip CI allows)."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and NO_GPU in str(report.longrepr[2])
+    ]
+    if skipped:
+        terminalreporter.write_line(f"gpu: {len(skipped)} test(s) not run: {NO_GPU}")
 
 
 @pytest.fixture(scope="session")
