@@ -41,13 +41,15 @@ class PerformanceSpec(BaseModel):
         if self.max_pairs < self.min_pairs:
             raise ValueError("max_pairs must be at least min_pairs")
         if self.sizes:
+            if self.metric == "device_time":
+                raise ValueError("a growth check (sizes) cannot use device_time: use time, or a count")
             if len(self.sizes) < 2 or any(a >= b for a, b in zip(self.sizes, self.sizes[1:], strict=False)):
                 raise ValueError("sizes must be at least two increasing numbers")
             if self.sizes[0] < 1:
                 raise ValueError("sizes must be positive")
         elif self.threshold <= 0:
             raise ValueError("a ratio threshold must be greater than 0")
-        elif self.threshold < 1.0 and self.metric == "time":
+        elif self.threshold < 1.0 and self.metric in ("time", "device_time"):
             raise ValueError("a time threshold below 1.0 would ask students to beat the reference")
         return self
 

@@ -121,6 +121,16 @@ def test_prerequisites_always_come_first_even_across_tracks(tmp_path: Path) -> N
             lambda r: make(r, "a", extra='[performance.speed]\nmetric = "speed"\nthreshold = 2\n'),
             "performance.speed.metric",
         ),
+        (
+            lambda r: make(r, "a", extra='[performance.speed]\nmetric = "device_time"\nthreshold = 0.8\n'),
+            "would ask students to beat the reference",
+        ),
+        (
+            lambda r: make(
+                r, "a", extra='[performance.g]\nmetric = "device_time"\nthreshold = 1\nsizes = [4, 8]\n'
+            ),
+            "cannot use device_time",
+        ),
         (lambda r: make(r, "a", extra="[limits]\nmemory_mb = 0\n"), "limit memory_mb must be positive"),
         (lambda r: make(r, "a", extra="[limits]\ngpus = 2\n"), "unknown limit(s): gpus"),
         (lambda r: make(r, "a", extra="colour = 1\n"), "colour: Extra inputs are not permitted"),
@@ -140,6 +150,8 @@ def test_prerequisites_always_come_first_even_across_tracks(tmp_path: Path) -> N
         "zero-ratio-threshold",
         "bad-sizes",
         "bad-metric",
+        "device-time-below-one",
+        "device-time-growth",
         "zero-limit",
         "unknown-limit",
         "unknown-key",

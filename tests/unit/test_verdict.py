@@ -91,12 +91,25 @@ def _test(name: str, outcome: Outcome, weight: float = 1.0) -> TestResult:
 
 PASS, FAIL = _test("test_a", R.PASSED, 2.0), _test("test_b", R.FAILED)
 RAN = {"exit_code": 0, "tests": [PASS]}
+ON_GPU_ONLY = TestResult(
+    name="test_speed",
+    visibility="hidden",
+    outcome=R.SKIPPED,
+    message="speed on a GPU is measured on GPU hosts only",
+)
 
 
 @pytest.mark.parametrize(
     ("results", "runner", "status", "words"),
     [
         (RAN, Runner(), S.PASSED, "passed all 1 tests"),
+        # a check that cannot be measured here is not run, and the summary says so and why
+        (
+            {"exit_code": 0, "tests": [PASS, ON_GPU_ONLY]},
+            Runner(),
+            S.PASSED,
+            "passed all 1 tests that ran; 1 not run here: speed on a GPU is measured on GPU hosts only",
+        ),
         ({"exit_code": 1, "tests": [PASS, FAIL]}, Runner(), S.FAILED, "1 of 2 tests passed"),
         (RAN, Runner(death=DIED), S.TIMEOUT, "time limit: your code used more than 3 s"),
         # a run that broke, collected nothing or left a test without a result is ours, never a pass
