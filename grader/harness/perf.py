@@ -106,9 +106,9 @@ class Perf:
         """Kernel figures are counted by Triton's interpreter, on CPU hosts; device time needs a
         GPU. A check that cannot be measured where this grading runs is skipped, saying why."""
         self.session.submission()
-        if spec.metric == "device_time" and not self.on_gpu():
-            pytest.skip("speed on a GPU is measured on GPU hosts only")
-        if spec.metric in protocol.KERNEL_FIGURES and self.on_gpu():
+        if not protocol.measurable_on(spec.metric, "cuda" if self.on_gpu() else "cpu"):
+            if spec.metric == "device_time":
+                pytest.skip("speed on a GPU is measured on GPU hosts only")
             pytest.skip("kernel memory traffic is counted on CPU hosts, where kernels are interpreted")
 
     def _calibrating(self, name: str) -> protocol.FixedPairs | None:

@@ -356,6 +356,15 @@ PROBE_FIGURES = {
 KERNEL_FIGURES = frozenset({"traffic", "dram", "launches"})  # counted by Triton's interpreter only
 
 
+def measurable_on(metric: str, device: str) -> bool:
+    """Whether a check of `metric` can be measured where the runner computes: device time needs
+    a GPU; kernel figures need Triton's interpreter, which runs where there is none."""
+    on_gpu = device.startswith("cuda")
+    if metric == "device_time":
+        return on_gpu
+    return not (metric in KERNEL_FIGURES and on_gpu)
+
+
 def probe(client: RunnerClient, call: Call) -> tuple[Any, dict[str, Any]]:
     """Run one call under the in-runner probe: its output, and what it allocated and computed."""
     target, attr, args, kwargs = bind(client, call)
