@@ -39,7 +39,7 @@ def main() -> None:
         else [e for e in catalog if "triton" in e.spec.preload]
     )
     backend = get_backend(args.sandbox)
-    console = Console()
+    console = Console(width=140)
     table = Table(title="kernel figures: ratio to the reference against the limit (CPU, interpreter)")
     for column in ("exercise", "graded", "verdict", "check", "ratio", "limit", "margin"):
         table.add_column(column)

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from grader.spec import ExerciseSpec
 
 DYNAMIC_IMPORTS = {"__import__", "import_module"}
+# A kernel's own operations: `tl.exp` in a Triton kernel is not `torch.exp`, whatever the exercise
+# forbids of torch (the runtime guard on torch's operators still applies to everything else).
+KERNEL_LANGUAGES = ("triton.language",)
 
 
 class Rejected(Exception):
@@ -104,11 +107,14 @@ def referenced_names(tree: ast.AST) -> list[Use]:
     library function it must not call (the exercise often asks for exactly that).
     """
     found = []
+    kernel_aliases = _kernel_language_aliases(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
-            found.append(Use(node.attr, node.lineno))
+            if not _in_kernel_language(node.value, kernel_aliases):
+                found.append(Use(node.attr, node.lineno))
         elif isinstance(node, ast.ImportFrom):
-            found += [Use(alias.name, node.lineno) for alias in node.names]
+            if not any((node.module or "").startswith(lang) for lang in KERNEL_LANGUAGES):
+                found += [Use(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.Call) and _call_name(node.func) in {"getattr", "attrgetter"}:
             found += [
                 Use(arg.value.rsplit(".", 1)[-1], node.lineno)
@@ -116,6 +122,37 @@ def referenced_names(tree: ast.AST) -> list[Use]:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
             ]
     return sorted(found, key=lambda u: u.line)
+
+
+def _kernel_language_aliases(tree: ast.AST) -> set[str]:
+    """The names a module binds to Triton's language (`import triton.language as tl`,
+    `from triton import language as tl`)."""
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname and alias.name in KERNEL_LANGUAGES:
+                    aliases.add(alias.asname)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in KERNEL_LANGUAGES:
+                    aliases.add(alias.asname or alias.name)
+    return aliases
+
+
+def _in_kernel_language(value: ast.expr, aliases: set[str]) -> bool:
+    """Whether `value` (what an attribute is read from) is Triton's language or a part of it:
+    `tl`, `tl.math`, `triton.language`."""
+    parts = []
+    while isinstance(value, ast.Attribute):
+        parts.append(value.attr)
+        value = value.value
+    if not isinstance(value, ast.Name):
+        return False
+    dotted = ".".join([value.id, *reversed(parts)])
+    if value.id in aliases:
+        return True
+    return any(dotted == lang or dotted.startswith(lang + ".") for lang in KERNEL_LANGUAGES)
 
 
 def _call_name(func: ast.expr) -> str:

@@ -82,7 +82,9 @@ class Counters:
 
 class _State(threading.local):
     def __init__(self) -> None:
-        self.ranges: Any = None  # sorted (start, end) byte ranges of the current launch's tensors
+        self.ranges: Any = None  # sorted (start, end, base) of the current launch's tensors: their
+        # bytes, and where their allocation begins (cache lines are counted from there, as on a GPU,
+        # whose allocations are aligned, so that the figure does not depend on the host's malloc)
         self.kernel = ""
         self.program = (0, 0, 0)
         self.lines: list[Any] = []  # cache lines loaded by the current program
@@ -134,10 +136,10 @@ def install() -> bool:
 # ---------------------------------------------------------------- memory accesses
 
 
-def _extent(tensor: Any) -> tuple[int, int]:
-    """The bytes a tensor's elements span: [first, last + 1)."""
+def _extent(tensor: Any) -> tuple[int, int, int]:
+    """The bytes a tensor's elements span, [first, last + 1), and its allocation's start."""
     if tensor.numel() == 0:
-        return (0, 0)
+        return (0, 0, 0)
     size = tensor.element_size()
     low = high = 0
     for extent, stride in zip(tensor.shape, tensor.stride(), strict=True):
@@ -146,27 +148,35 @@ def _extent(tensor: Any) -> tuple[int, int]:
         else:
             low += (extent - 1) * stride
     start = tensor.data_ptr()
-    return (start + low * size, start + (high + 1) * size)
+    try:
+        base = int(tensor.untyped_storage().data_ptr())
+    except (AttributeError, RuntimeError):
+        base = start
+    return (start + low * size, start + (high + 1) * size, base)
 
 
 def _check(ptrs: Any, mask: Any, size: int, what: str) -> Any:
-    """The addresses of the active lanes; raises OutOfBounds if any lies outside every tensor."""
+    """The addresses of the active lanes and the start of the allocation each lies in; raises
+    OutOfBounds if any lies outside every tensor."""
     import numpy as np
 
     addresses = np.atleast_1d(np.asarray(ptrs)).astype(np.uint64, copy=False)
     active = np.broadcast_to(np.atleast_1d(np.asarray(mask, dtype=bool)), addresses.shape)
     used = addresses[active]
+    bases = np.zeros(used.shape, dtype=np.uint64)
     if used.size == 0:
-        return used
+        return used, bases
     inside = np.zeros(used.shape, dtype=bool)
-    for start, end in _state.ranges or ():
-        inside |= (used >= np.uint64(start)) & (used + np.uint64(size) <= np.uint64(end))
+    for start, end, base in _state.ranges or ():
+        here = (used >= np.uint64(start)) & (used + np.uint64(size) <= np.uint64(end))
+        bases[here & ~inside] = np.uint64(base)
+        inside |= here
     if not inside.all():
         raise OutOfBounds(
             f"kernel {_state.kernel} {what} memory outside every tensor it was given: "
             "mask the accesses past the end of each tensor"
         )
-    return used
+    return used, bases
 
 
 def _element_size(ptrs: Any) -> int:
@@ -182,25 +192,29 @@ def _wrap_memory(builder: Any) -> None:
     dot = builder.create_dot
 
     def create_masked_load(ptrs: Any, mask: Any, other: Any, *args: Any) -> Any:
+        import numpy as np
+
         size = _element_size(ptrs)
-        used = _check(ptrs.data, mask.data, size, "loaded")
+        used, bases = _check(ptrs.data, mask.data, size, "loaded")
         counters.loaded_bytes += int(used.size) * size
-        if used.size:
-            _state.lines.append(used // LINE)
+        if used.size:  # a line: its first byte, counted from the allocation's start
+            line = np.uint64(LINE)
+            _state.lines.append(used - (used - bases) % line)
             if size > 1:  # an element that straddles two lines loads both
-                _state.lines.append((used + (size - 1)) // LINE)
+                last = used + np.uint64(size - 1)
+                _state.lines.append(last - (last - bases) % line)
         return masked_load(ptrs, mask, other, *args)
 
     def create_masked_store(ptrs: Any, value: Any, mask: Any, *args: Any) -> Any:
         size = _element_size(ptrs)
-        used = _check(ptrs.data, mask.data, size, "stored")
+        used, _ = _check(ptrs.data, mask.data, size, "stored")
         counters.stored_bytes += int(used.size) * size
         counters.dram_bytes += int(used.size) * size
         return masked_store(ptrs, value, mask, *args)
 
     def create_atomic_rmw(op: Any, ptr: Any, val: Any, mask: Any, *args: Any) -> Any:
         size = _element_size(ptr)
-        used = _check(ptr.data, mask.data, size, "updated")
+        used, _ = _check(ptr.data, mask.data, size, "updated")
         counters.loaded_bytes += int(used.size) * size
         counters.stored_bytes += int(used.size) * size
         counters.dram_bytes += 2 * int(used.size) * size
@@ -210,7 +224,7 @@ def _wrap_memory(builder: Any) -> None:
         import numpy as np
 
         size = _element_size(ptr)
-        used = _check(ptr.data, np.ones(np.shape(ptr.data), dtype=bool), size, "updated")
+        used, _ = _check(ptr.data, np.ones(np.shape(ptr.data), dtype=bool), size, "updated")
         counters.loaded_bytes += int(used.size) * size
         counters.stored_bytes += int(used.size) * size
         counters.dram_bytes += 2 * int(used.size) * size
@@ -303,7 +317,7 @@ def _dram(program_lines: dict[int, Any]) -> int:
     order = sorted(program_lines)
     for first in range(0, len(order), WAVE):
         wave = [program_lines[p] for p in order[first : first + WAVE]]
-        total += int(np.unique(np.concatenate(wave)).size) * LINE
+        total += int(np.unique(np.concatenate(wave)).size) * LINE  # each line once per wave
     return total
 
 

@@ -7,7 +7,7 @@ from grader.testing.causality import Seq, assert_causal
 from grader.testing.compare import Mismatch, compare, default_tolerance
 from grader.testing.dtypes import dtype_params, tolerance
 from grader.testing.gradients import assert_gradients_close, local_gradients
-from grader.testing.inputs import call_unchanged, kept_in_runner
+from grader.testing.inputs import call_unchanged, kept_in_runner, kept_result, view_in_runner
 from grader.testing.invariance import assert_invariant
 from grader.testing.shrink import shrink
 
@@ -27,6 +27,7 @@ __all__ = [
     "assert_invariant",
     "call_unchanged",
     "kept_in_runner",
+    "kept_result",
     "compare",
     "default_tolerance",
     "dtype_params",
@@ -34,4 +35,5 @@ __all__ = [
     "local_gradients",
     "shrink",
     "tolerance",
+    "view_in_runner",
 ]

@@ -52,6 +52,28 @@ def kept_in_runner(fn: BoundName | RemoteObject, value: Any) -> RemoteObject:
     return _client(fn).put(value)
 
 
+def view_in_runner(
+    fn: BoundName | RemoteObject, value: Any, *steps: tuple[str, tuple[Any, ...]]
+) -> RemoteObject:
+    """`value` sent to the runner of `fn`, then each step `(method, args)` applied there to the
+    result of the one before, and the last result kept: its handle. A tensor sent as an argument
+    arrives contiguous, so a strided view must be made on the runner's side:
+    `view_in_runner(submission.softmax, wide, ("narrow", (1, 37, 300)))` is `wide[:, 37:337]`,
+    its rows `wide.stride(0)` apart, and `view_in_runner(fn, w, ("t", ()))` is `w.t()`."""
+    client = _client(fn)
+    handle = client.put(value)
+    for method, args in steps:
+        handle = client.keep(method, list(args), {}, target=handle)
+    return handle
+
+
+def kept_result(fn: BoundName, *args: Any, **kwargs: Any) -> RemoteObject:
+    """Call `fn` (a name of the submission) and keep what it returns in the runner: a handle, for
+    what does not survive the trip back (a tensor arrives contiguous):
+    `kept_result(submission.softmax, view).call("is_contiguous")`."""
+    return _client(fn).keep(fn.name, list(args), kwargs)
+
+
 def _keyed(kwargs: dict[str, Any], kept: dict[str, RemoteObject]) -> list[tuple[str, Any, RemoteObject]]:
     return [(key, kwargs[key], kept[key]) for key in kwargs]
 

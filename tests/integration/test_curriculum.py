@@ -71,6 +71,6 @@ def test_the_curriculum_is_one_connected_graph_of_tracks() -> None:
     data = json.loads(run("exercise", "list", "--json").stdout)
     tracks = {entry["track"]["id"]: [c["id"] for c in entry["concepts"]] for entry in data}
     order = "foundations tokenization attention transformer training inference scale alignment"
-    assert list(tracks) == [*order.split(), "retrieval", "multimodal"]
-    assert sorted(c for concepts in tracks.values() for c in concepts) == SLUGS and len(SLUGS) == 47
-    assert "47 concepts in 10 tracks, one connected curriculum" in run("exercise", "list").stdout
+    assert list(tracks) == [*order.split(), "retrieval", "multimodal", "gpu-kernels"]
+    assert sorted(c for concepts in tracks.values() for c in concepts) == SLUGS and len(SLUGS) == 50
+    assert "50 concepts in 11 tracks, one connected curriculum" in run("exercise", "list").stdout

@@ -97,3 +97,39 @@ def test_size_is_judged_on_the_real_file_size() -> None:
 )
 def test_accepted(raw: bytes) -> None:
     assert check_source(raw, SPEC).lstrip("\ufeff")
+
+
+KERNEL_SPEC = SPEC.model_copy(
+    update={
+        "forbidden": SPEC.forbidden.model_copy(update={"calls": ["torch.exp", "torch.softmax", "torch.dot"]})
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"import triton.language as tl\ny = tl.exp(x) / tl.sum(tl.exp(x))\n", id="tl-alias"),
+        pytest.param(b"from triton import language as tl\nacc = tl.dot(a, b)\n", id="from-triton-import"),
+        pytest.param(b"import triton\ny = triton.language.exp(x)\n", id="dotted"),
+        pytest.param(b"import triton.language as tl\ny = tl.math.exp(x)\n", id="submodule"),
+        pytest.param(b"from triton.language import exp\n", id="imported-from-the-language"),
+    ],
+)
+def test_a_kernels_own_operations_are_not_torchs(raw: bytes) -> None:
+    """`tl.exp` in a Triton kernel is Triton's, not the `torch.exp` an exercise forbids."""
+    assert check_source(raw, KERNEL_SPEC)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"import torch\ny = torch.exp(x)\n", id="torch"),
+        pytest.param(b"import triton.language as tl\nimport torch\ny = tl.exp(x) + x.exp()\n", id="method"),
+        pytest.param(b"import triton\ny = triton.exp(x)\n", id="not-the-language"),
+        pytest.param(b"import torch as tl\ny = tl.exp(x)\n", id="torch-named-tl"),
+    ],
+)
+def test_torchs_forbidden_calls_stay_forbidden_beside_a_kernel(raw: bytes) -> None:
+    with pytest.raises(Rejected, match="exp is not allowed"):
+        check_source(raw, KERNEL_SPEC)
