@@ -245,12 +245,10 @@ def _time_ratio_once(
                 decision = stats.decide(logs, spec.limit, final=True, seed=seed)
                 break
             continue
-        out_of_time = time.monotonic() - started > spec.budget_seconds and n >= stats.EARLY_PAIRS
-        final = n >= spec.max_pairs or out_of_time
-        if n in points or final or n in (stats.EARLY_PAIRS, stats.CLEAR_CUT_PAIRS):
-            decision = stats.decide(logs, spec.limit, final=final, seed=seed)
-            if decision.by == "clear-cut" or (n in points and decision.state != "undecided") or final:
-                break
+        stop = _stop(logs, spec, points, started, seed)
+        if stop is not None:
+            decision = stop
+            break
     if fixed is None and stats.inconclusive(decision, spec.limit, sides["reference"].cpu_ns):
         return None
     sub, ref = sides["submission"], sides["reference"]
@@ -259,10 +257,7 @@ def _time_ratio_once(
         name,
         spec,
         decision.estimate.ratio,
-        passed=decision.state == "pass",
-        decided_by=DecidedBy(decision.by),
-        ci_low=decision.estimate.ratio_low,
-        ci_high=decision.estimate.ratio_high,
+        **_decided(decision),
         submission_value=float(np.median(sub.cpu_ns)) / size / 1e9,
         reference_value=float(np.median(ref.cpu_ns)) / size / 1e9,
         unit="s",
@@ -271,6 +266,31 @@ def _time_ratio_once(
         wall_ratio=math.exp(float(np.median(walls))),
         samples=[[s / 1e9, r / 1e9] for s, r in zip(sub.cpu_ns, ref.cpu_ns, strict=True)],
     )
+
+
+def _stop(
+    logs: list[float], spec: PerformanceSpec, points: list[int], started: float, seed: int
+) -> stats.Decision | None:
+    """The decision, once the pairs so far settle the check (by the interval at a checkpoint, a
+    clear cut early on) or no more may be measured (`max_pairs`, `budget_seconds`); else None."""
+    n = len(logs)
+    out_of_time = time.monotonic() - started > spec.budget_seconds and n >= stats.EARLY_PAIRS
+    final = n >= spec.max_pairs or out_of_time
+    if n in points or final or n in (stats.EARLY_PAIRS, stats.CLEAR_CUT_PAIRS):
+        decision = stats.decide(logs, spec.limit, final=final, seed=seed)
+        if decision.by == "clear-cut" or (n in points and decision.state != "undecided") or final:
+            return decision
+    return None
+
+
+def _decided(decision: stats.Decision) -> dict[str, Any]:
+    """What a sequential decision puts in a PerfResult."""
+    return {
+        "passed": decision.state == "pass",
+        "decided_by": DecidedBy(decision.by),
+        "ci_low": decision.estimate.ratio_low,
+        "ci_high": decision.estimate.ratio_high,
+    }
 
 
 def _calibrate(
@@ -441,22 +461,15 @@ def device_time_ratio(
         n = len(logs)
         if progress is not None:
             progress(n, spec.max_pairs)
-        final = n >= spec.max_pairs or (
-            time.monotonic() - started > spec.budget_seconds and n >= stats.EARLY_PAIRS
-        )
-        if n in points or final or n in (stats.EARLY_PAIRS, stats.CLEAR_CUT_PAIRS):
-            decision = stats.decide(logs, spec.limit, final=final, seed=seed)
-            if decision.by == "clear-cut" or (n in points and decision.state != "undecided") or final:
-                break
+        decision = _stop(logs, spec, points, started, seed)
+        if decision is not None:
+            break
     sub, ref = times["submission"], times["reference"]
     return judged(
         name,
         spec,
         decision.estimate.ratio,
-        passed=decision.state == "pass",
-        decided_by=DecidedBy(decision.by),
-        ci_low=decision.estimate.ratio_low,
-        ci_high=decision.estimate.ratio_high,
+        **_decided(decision),
         submission_value=float(np.median(sub)) / 1e9,
         reference_value=float(np.median(ref)) / 1e9,
         unit="s",

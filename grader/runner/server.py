@@ -232,12 +232,7 @@ class Server:
     def op_block(self, request: messages.Block) -> messages.Value:
         """A timed block: run the calls with garbage collection off, answer every output. The
         harness times this whole exchange from outside."""
-        calls = []
-        for target, attr, args, kwargs in request.calls:
-            args = [self.on_device(a) for a in args]
-            kwargs = {k: self.on_device(v) for k, v in dict(kwargs).items()}
-            owner = self.resolve(0) if target is None else target
-            calls.append((_walk(owner, str(attr)), args, kwargs))
+        calls = self.timed_calls(request.calls)
         outputs = []
         gc.disable()
         try:
@@ -322,12 +317,7 @@ class Server:
         """Each call timed alone: flush the L2 cache, wait for the device, call, wait for the
         whole device again (work left on other streams counts). The clock and the
         synchronisation are the runner's own, taken before the submission was imported."""
-        calls = []
-        for target, attr, args, kwargs in request.calls:
-            args = [self.on_device(a) for a in args]
-            kwargs = {k: self.on_device(v) for k, v in dict(kwargs).items()}
-            owner = self.resolve(0) if target is None else target
-            calls.append((_walk(owner, str(attr)), args, kwargs))
+        calls = self.timed_calls(request.calls)
         if self._synchronize is not None and self._flush is None:
             torch = sys.modules["torch"]
             self._flush = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=self.device)
@@ -347,6 +337,17 @@ class Server:
         finally:
             gc.enable()
         return messages.Timed(outputs, times)
+
+    def timed_calls(self, requested: Any) -> list[tuple[Any, list[Any], dict[str, Any]]]:
+        """The calls of a timed request, (target or None for the module, attr, args, kwargs) each,
+        resolved before any clock starts: the callable and its arguments on the device."""
+        calls = []
+        for target, attr, args, kwargs in requested:
+            args = [self.on_device(a) for a in args]
+            kwargs = {k: self.on_device(v) for k, v in dict(kwargs).items()}
+            owner = self.resolve(0) if target is None else target
+            calls.append((_walk(owner, str(attr)), args, kwargs))
+        return calls
 
     def invocation(self, request: messages.Invocation) -> tuple[Any, list[Any], dict[str, Any]]:
         """What a call request names: the callable, and its arguments on the exercise's device."""
