@@ -313,12 +313,10 @@ def _dram(program_lines: dict[int, Any]) -> int:
         return 0
     import numpy as np
 
-    total = 0
-    order = sorted(program_lines)
-    for first in range(0, len(order), WAVE):
-        wave = [program_lines[p] for p in order[first : first + WAVE]]
-        total += int(np.unique(np.concatenate(wave)).size) * LINE  # each line once per wave
-    return total
+    waves: dict[int, list[Any]] = {}
+    for program, lines in program_lines.items():  # programs p and q run together when p // WAVE == q // WAVE
+        waves.setdefault(program // WAVE, []).append(lines)
+    return sum(int(np.unique(np.concatenate(wave)).size) * LINE for wave in waves.values())
 
 
 def _tensors(values: list[Any]) -> list[Any]:
