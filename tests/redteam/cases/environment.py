@@ -14,6 +14,7 @@ ALLOWED = {
     "OPENBLAS_NUM_THREADS",
     "MALLOC_ARENA_MAX",
     "CUDA_VISIBLE_DEVICES",
+    "TRITON_INTERPRET",  # ours: kernels run in Triton's interpreter where there is no GPU
     "PWD",
     "LC_CTYPE",
 }
