@@ -92,6 +92,11 @@ def any_backend(request: pytest.FixtureRequest, bwrap: Sandbox) -> Sandbox:
 StartModule = Callable[..., RemoteModule]
 
 
+def client_of(module: RemoteModule) -> RunnerClient:
+    """The runner client behind a remote module (its own names shadow attribute access)."""
+    return object.__getattribute__(module, "_client")  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def start_module() -> Iterator[StartModule]:
     """Start a runner in a backend and load `source` as a module; closed after the test."""

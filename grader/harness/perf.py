@@ -15,7 +15,7 @@ from grader.harness.session import GradingSession
 from grader.measurement import protocol
 from grader.measurement.protocol import MakeCall, SizedCall
 from grader.remote import RunnerClient
-from grader.runner import messages
+from grader.runner import build, messages
 from grader.spec import PerformanceSpec
 from grader.testing.asserts import assert_close
 from grader.testing.calls import Call
@@ -97,16 +97,19 @@ class Perf:
             raise ExerciseMisconfigured(f"performance check {name!r} is measured with {use}")
         return spec
 
-    def on_gpu(self) -> bool:
-        """Whether the submission runs on a GPU (else on the CPU, Triton kernels interpreted)."""
+    def device(self) -> str:
+        """Where the submission computes: "cuda:N", or "cpu" (Triton kernels interpreted)."""
         student = self.session.student
-        return student is not None and student.runtime.device.startswith("cuda")
+        return student.runtime.device if student is not None else "cpu"
+
+    def on_gpu(self) -> bool:
+        return self.device().startswith("cuda")
 
     def _measurable(self, spec: PerformanceSpec) -> None:
         """Kernel figures are counted by Triton's interpreter, on CPU hosts; device time needs a
         GPU. A check that cannot be measured where this grading runs is skipped, saying why."""
         self.session.submission()
-        if not protocol.measurable_on(spec.metric, "cuda" if self.on_gpu() else "cpu"):
+        if not protocol.measurable_on(spec.metric, self.device()):
             if spec.metric == "device_time":
                 pytest.skip("speed on a GPU is measured on GPU hosts only")
             pytest.skip("kernel memory traffic is counted on CPU hosts, where kernels are interpreted")
@@ -184,14 +187,7 @@ class Perf:
 def _build_figures(found: Any) -> dict[str, Any]:
     """One kernel's compile report as plain, typed values (anything else counts as a failure)."""
     if not isinstance(found, dict):
-        return {
-            "kernel": "",
-            "registers": 0,
-            "spill_bytes": 0,
-            "shared_bytes": 0,
-            "tensor_cores": False,
-            "error": "no report",
-        }
+        return build.failed("", "no report")
 
     def count(key: str) -> int:
         value = found.get(key)

@@ -31,7 +31,7 @@ def build_all(launches: list[Any], module_path: str, arch: int) -> list[dict[str
     if not launches:
         return []
     if not module_path:
-        return [_failed(launch.kernel, "the submission is not loaded") for launch in launches]
+        return [failed(launch.kernel, "the submission is not loaded") for launch in launches]
     work = tempfile.mkdtemp(prefix="build-")
     request = os.path.join(work, "request.json")
     result = os.path.join(work, "result.json")
@@ -58,7 +58,7 @@ def build_all(launches: list[Any], module_path: str, arch: int) -> list[dict[str
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return [_failed(launch.kernel, "compiling took too long") for launch in launches]
+        return [failed(launch.kernel, "compiling took too long") for launch in launches]
     try:
         with open(result, encoding="utf-8") as f:
             found = json.load(f)
@@ -69,11 +69,11 @@ def build_all(launches: list[Any], module_path: str, arch: int) -> list[dict[str
             if tail
             else f"the compiler stopped (exit {done.returncode})"
         )
-        return [_failed(launch.kernel, why) for launch in launches]
+        return [failed(launch.kernel, why) for launch in launches]
     return found if isinstance(found, list) else []
 
 
-def _failed(kernel: str, error: str) -> dict[str, Any]:
+def failed(kernel: str, error: str) -> dict[str, Any]:
     return {
         "kernel": kernel,
         "registers": 0,
@@ -116,7 +116,7 @@ def compile_one(module: Any, launch: dict[str, Any], arch: int) -> dict[str, Any
     name = launch["kernel"]
     kernel = getattr(module, name, None)
     if not isinstance(kernel, triton.runtime.jit.JITFunction):
-        return _failed(name, f"no kernel named {name} at the top level of the module")
+        return failed(name, f"no kernel named {name} at the top level of the module")
     dtypes = {d.name: d for d in vars(tl).values() if isinstance(d, tl.dtype)}
     constexprs: dict[str, Any] = {}
     for key, value in launch["constexprs"].items():
@@ -125,14 +125,14 @@ def compile_one(module: Any, launch: dict[str, Any], arch: int) -> dict[str, Any
         elif "dtype" in value and value["dtype"] in dtypes:
             constexprs[key] = dtypes[value["dtype"]]
         else:
-            return _failed(name, f"the constexpr {key} is not a number, string or dtype")
+            return failed(name, f"the constexpr {key} is not a number, string or dtype")
     options = {k: int(v) for k, v in launch["options"].items() if k in ("num_warps", "num_stages")}
     try:
         source = ASTSource(kernel, dict(launch["signature"]), constexprs=constexprs)
         compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
     except Exception as exc:  # noqa: BLE001 - the kernel's own compile error is the finding
         first = str(exc).strip().splitlines()
-        return _failed(name, f"{type(exc).__name__}: {first[-1][:300] if first else ''}")
+        return failed(name, f"{type(exc).__name__}: {first[-1][:300] if first else ''}")
     ptx = compiled.asm.get("ptx", "")
     if isinstance(ptx, bytes):
         ptx = ptx.decode(errors="replace")

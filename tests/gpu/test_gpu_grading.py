@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.catalog import load_catalog
+from grader.devicecheck import backend_name
 from grader.engine import grade
 from grader.remote import RemoteModule, RunnerClient
 from grader.verdict import Outcome, Status
@@ -42,17 +43,9 @@ def on_device(x):
 @pytest.fixture(scope="module")
 def gpu_backend() -> Iterator[Sandbox]:
     """bubblewrap where it works, else `none` (the code these tests run is our own)."""
-    backend = get_backend("bwrap")
-    try:
-        backend.check()
-    except SandboxUnavailable:
-        backend = get_backend("none")
+    backend = get_backend(backend_name())
     yield backend
     backend.close()
-
-
-def client_of(module: RemoteModule) -> RunnerClient:
-    return object.__getattribute__(module, "_client")  # type: ignore[no-any-return]
 
 
 def test_a_runner_sees_exactly_its_one_gpu(gpu_backend: Sandbox) -> None:

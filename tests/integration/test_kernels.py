@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from grader.measurement import protocol
-from grader.remote import RemoteError, RemoteModule, RunnerClient
+from grader.remote import RemoteError, RemoteModule
 from grader.runner import messages
 from grader.runner.build import parse_ptxas
 from grader.spec import PerformanceSpec
 from grader.testing import Call
 from grader.testing.asserts import assert_close
 from sandbox import Limits, Sandbox
-from tests.conftest import StartModule
+from tests.conftest import StartModule, client_of
 
 SOURCE = """
 import torch
@@ -136,10 +136,6 @@ LIMITS = Limits(call_seconds=60, cpu_seconds=300, memory_mb=3072)
 @pytest.fixture
 def module(bwrap: Sandbox, start_module: StartModule) -> RemoteModule:
     return start_module(bwrap, SOURCE, limits=LIMITS, preload=("torch", "triton"))
-
-
-def client_of(module: RemoteModule) -> RunnerClient:
-    return object.__getattribute__(module, "_client")  # type: ignore[no-any-return]
 
 
 def test_kernels_run_in_the_interpreter_and_are_counted(module: RemoteModule) -> None:

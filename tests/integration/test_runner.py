@@ -15,12 +15,11 @@ from grader.remote import (
     MissingName,
     RemoteModule,
     RemoteObject,
-    RunnerClient,
     RunnerDied,
 )
 from grader.verdict import Status
 from sandbox import Limits, Sandbox
-from tests.conftest import StartModule
+from tests.conftest import StartModule, client_of
 
 pytestmark = pytest.mark.sandbox
 
@@ -186,10 +185,6 @@ def noisy():
 def module(any_backend: Sandbox, start_module: StartModule) -> RemoteModule:
     limits = Limits(call_seconds=3, cpu_seconds=60, wall_seconds=60, memory_mb=512, output_kb=64)
     return start_module(any_backend, SOURCE, limits=limits, preload=("torch",))
-
-
-def client_of(module: RemoteModule) -> RunnerClient:
-    return object.__getattribute__(module, "_client")  # type: ignore[no-any-return]
 
 
 def test_calls_and_values(module: RemoteModule) -> None:
