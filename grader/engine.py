@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from grader import __version__
+from grader import __version__, fingerprint
 from grader.catalog import Exercise
 from grader.events import Event, EventKind, EventSink, ignore
 from grader.harness.plugin import GradingPlugin, run_pytest
@@ -68,6 +68,7 @@ def grade(
     device = device if exercise.spec.resources == "gpu" else "cpu"
     if seed is None:  # fresh hidden inputs for every grading; the seed is kept in the verdict
         seed = secrets.randbits(31)
+    host = fingerprint.of_host(backend.name, backend.image, backend.image_digest, device)
     provenance = Provenance(
         exercise=exercise.slug,
         exercise_version=exercise.version,
@@ -75,7 +76,14 @@ def grade(
         sandbox=backend.name,
         sandbox_start=backend.start_method,
         image=backend.image,
+        image_digest=host.image_digest,
+        host=host.host,
+        runtime_digest=host.runtime_digest,
         python=platform.python_version(),
+        cuda=host.cuda if device != "cpu" else None,
+        triton=host.triton,
+        gpu=host.gpu,
+        driver=host.driver,
         grader_version=__version__,
         seed=seed,
         graded_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -209,8 +209,15 @@ class Provenance(BaseModel):
     sandbox: str = ""
     sandbox_start: str = ""  # "exec": a fresh interpreter; "fork": from a fork server
     image: str | None = None
+    image_digest: str | None = None  # the sandbox image's id, for the Docker sandbox
+    host: str = ""  # the grading host's name
+    runtime_digest: str = ""  # the grading host's installed distributions (grader.fingerprint)
     python: str = ""
     torch: str | None = None
+    cuda: str | None = None
+    triton: str | None = None
+    gpu: str | None = None
+    driver: str | None = None
     device: str = "cpu"
     grader_version: str = ""
     seed: int = 0

@@ -54,6 +54,11 @@ class Sandbox(ABC):
         return None
 
     @property
+    def image_digest(self) -> str | None:
+        """The id (sha256:...) of the image runners start from, where there is one."""
+        return None
+
+    @property
     def start_method(self) -> str:
         """How a runner starts: "exec" (a fresh interpreter) or "fork" (from a fork server)."""
         return "exec"

@@ -156,6 +156,13 @@ class DockerSandbox(Sandbox):
     def image(self) -> str | None:
         return self._image
 
+    @functools.cached_property
+    def image_digest(self) -> str | None:  # cached: an image is not rebuilt under a worker
+        done = _docker(["image", "inspect", "--format", "{{.Id}}", self._image], check=False)
+        if done.returncode != 0:
+            return None
+        return done.stdout.strip() or None
+
     def check(self) -> None:
         if shutil.which("docker") is None:
             raise SandboxUnavailable("the docker command is missing (Debian: apt-get install docker.io)")

@@ -69,7 +69,8 @@ def _redis(state: State) -> Any:
 @handled
 def db_upgrade(ctx: typer.Context) -> None:
     """Create the database or bring its schema up to date (safe to run again)."""
-    from grader.store import DatabaseError, require_current, upgrade
+    from grader.library import backfill_archives
+    from grader.store import DatabaseError, require_current, sessions, upgrade
 
     state: State = ctx.obj
     engine = _engine(state)
@@ -79,6 +80,10 @@ def db_upgrade(ctx: typer.Context) -> None:
     except DatabaseError as exc:
         raise CliError(str(exc), 1) from None
     out.print(f"database up to date: {_safe_url(state.settings.database())}")
+    # uploads made before their archives were kept in the database, stored from this host's disk
+    problems = backfill_archives(sessions(engine), state.settings.data_dir)
+    for problem in problems:
+        out.print(f"[yellow]not stored in the database:[/] {problem}; workers on other hosts cannot grade it")
 
 
 @app.command()
@@ -261,3 +266,71 @@ def reconcile(ctx: typer.Context) -> None:
         raise CliError(str(exc), 1) from None
     counts = jobworker.reconcile(context)
     out.print(", ".join(f"{name}: {count}" for name, count in counts.items()))
+
+
+@app.command()
+@handled
+def replay(
+    ctx: typer.Context,
+    submission_id: Annotated[int, typer.Argument(metavar="ID", help="Submission id")],
+    gpu: Annotated[
+        int | None, typer.Option("--gpu", metavar="INDEX", help="Replay a GPU exercise on this GPU")
+    ] = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="auto (bwrap, else docker), bwrap or docker (env: GRADER_SANDBOX)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Grade submission ID again from its verdict's receipt (the same exercise version, source and
+    seed) and compare: exit 0 when the outcome is the same, 1 when it is not."""
+    import json
+
+    from grader.catalog import load_catalog
+    from grader.library import Library
+    from grader.replay import ReplayError
+    from grader.replay import replay as replay_receipt
+
+    state: State = ctx.obj
+    factory = _factory(state)
+    backend = state.backend(sandbox)  # refuses none: this is students' code
+    catalog = load_catalog(state.settings.exercises_dir, state.settings.solutions_dir, strict=False)
+    library = Library(catalog, state.settings.data_dir)
+    device = f"cuda:{gpu}" if gpu is not None else "cpu"
+    try:
+        result = replay_receipt(factory, library, backend, submission_id, device=device)
+    except ReplayError as exc:
+        raise CliError(str(exc), 2) from None
+    finally:
+        backend.close()
+    recorded, replayed = result.recorded, result.replayed
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "submission": submission_id,
+                    "agrees": result.agrees,
+                    "recorded": {
+                        "status": str(recorded.status),
+                        "provenance": recorded.provenance.model_dump(),
+                    },
+                    "replayed": {
+                        "status": str(replayed.status),
+                        "provenance": replayed.provenance.model_dump(),
+                    },
+                    "changed_tests": result.changed_tests,
+                    "changed_checks": result.changed_checks,
+                    "host_differences": result.host_differences,
+                }
+            )
+        )
+    else:
+        where = recorded.provenance.host or "an unrecorded host"
+        out.print(f"recorded: {recorded.status} on {where} (seed {recorded.provenance.seed})")
+        out.print(f"replayed: {replayed.status} here, {len(replayed.tests)} test(s)")
+        for line in result.changed_tests + result.changed_checks:
+            out.print(f"  changed: {line}")
+        for line in result.host_differences:
+            out.print(f"  host differs: {line}")
+        out.print("the same outcome" if result.agrees else "[red]a different outcome[/]")
+    if not result.agrees:
+        raise typer.Exit(1)

@@ -260,6 +260,7 @@ def _redis(stack: contextlib.ExitStack, settings: Settings) -> str:
 
 def _database(settings: Settings) -> None:
     """Bring the schema up to date; on a database with no account yet, create the demo logins."""
+    from grader.library import backfill_archives
     from grader.store import DatabaseError, make_engine, sessions, upgrade
     from web.accounts import seed_demo
 
@@ -271,6 +272,8 @@ def _database(settings: Settings) -> None:
         raise CliError(str(exc), 1) from None
     _say(f"database: {_safe_url(url)}")
     try:
+        for problem in backfill_archives(sessions(engine), settings.data_dir):
+            _say(f"not stored in the database: {problem}")
         logins = seed_demo(sessions(engine), settings.data_dir)
     finally:
         engine.dispose()

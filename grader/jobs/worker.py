@@ -31,11 +31,12 @@ from rq.worker.base import BaseWorker
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from grader import fingerprint
 from grader.catalog import Catalog, CatalogError, Exercise, load_catalog
 from grader.events import Event, EventKind
 from grader.jobs import packages, submissions
 from grader.jobs import queue as jobqueue
-from grader.library import Library, load_package
+from grader.library import Library
 from grader.pool import WarmPool
 from grader.settings import Settings, get_settings
 from grader.store import ExercisePackage, PackageState, make_engine, require_current, sessions
@@ -112,7 +113,7 @@ def validate_job(package_id: int, job_id: str) -> str:
     with ctx.factory() as session:
         row = session.get(ExercisePackage, package_id)
         assert row is not None
-        path, slug, version = row.path, row.slug, row.version
+        origin, slug, version = row.origin, row.slug, row.version
     key = packages.channel_key(package_id)
     now = packages.progress_key(package_id)  # the check running now, for pages opened meanwhile
     position = {"current": 0, "total": 0}
@@ -141,11 +142,15 @@ def validate_job(package_id: int, job_id: str) -> str:
     publish(Event(EventKind.RUNNING))
     try:
         assert ctx.library is not None
-        exercise = (
-            load_package(ctx.settings.data_dir / path)
-            if path
-            else ctx.library.exercise_at(ctx.factory, slug, version)
-        )
+        if origin == "upload":  # this host's copy, or the database's archive
+            stored = ctx.library.stored(slug, version, ctx.factory)
+            if stored is None:
+                raise LookupError(
+                    f"the files of {slug} {version} are in neither this host's library nor the database"
+                )
+            exercise = stored
+        else:
+            exercise = ctx.library.exercise_at(ctx.factory, slug, version)
         checks = validate_cached(
             exercise, ctx.backend, ctx.settings.validation_cache, on_check=on_check, on_start=on_start
         )
@@ -360,10 +365,23 @@ class Reconciler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(self.ctx.settings.reconcile_every_s):
+            heartbeat(self.ctx)
             try:
                 reconcile(self.ctx)
             except (RedisError, SQLAlchemyError, jobqueue.QueueError) as exc:
                 log.warning("reconciliation skipped: %s", exc)
+
+
+def heartbeat(ctx: WorkerContext) -> None:
+    """Publish what this worker's host is made of (`grader.fingerprint`), for the queue page;
+    it expires on its own when the worker stops renewing it."""
+    backend = ctx.backend
+    mine = fingerprint.of_host(backend.name, backend.image, backend.image_digest, ctx.device)
+    ttl = int(max(60.0, 3 * ctx.settings.reconcile_every_s))
+    try:
+        fingerprint.publish(ctx.redis, ctx.name, mine, ttl)
+    except RedisError as exc:
+        log.warning("heartbeat skipped: %s", exc)
 
 
 def warm_up(ctx: WorkerContext) -> None:
@@ -430,6 +448,7 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
         warm_up(ctx)
         if ctx.settings.pool_size > 0 and ctx.pool is None and not fork:
             ctx.pool = WarmPool(ctx.backend, size=ctx.settings.pool_size, keys=ctx.settings.pool_keys)
+        heartbeat(ctx)
         reconciler = Reconciler(ctx)
         reconciler.start()
         worker_class = ForkingWorker if fork else GradingWorker
@@ -445,6 +464,8 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
     finally:
         if reconciler is not None:
             reconciler.stopped.set()
+        with contextlib.suppress(RedisError):
+            ctx.redis.delete(fingerprint.KEY_PREFIX + ctx.name)
         if ctx.pool is not None:
             ctx.pool.close()
         ctx.backend.close()

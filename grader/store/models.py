@@ -106,8 +106,25 @@ class ExercisePackage(Base):
     created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
     validated_at: Mapped[datetime.datetime | None]
     published_at: Mapped[datetime.datetime | None]
+    # the stored archive of an upload (`PackageArchive`), from which a worker on any host
+    # rebuilds the package; None for bundled versions, which every host has
+    archive_sha256: Mapped[str | None] = mapped_column(ForeignKey("package_archives.sha256"))
 
     uploader: Mapped[User | None] = relationship()
+
+
+class PackageArchive(Base):
+    """An uploaded exercise version's files as one archive (a reproducible tar.gz of its
+    `exercise/` and `solutions/` folders), named by the SHA-256 of its bytes. Workers need no
+    shared disk: they fetch the archive, check its hash and the version's content hash, and keep
+    the unpacked package in their own data directory."""
+
+    __tablename__ = "package_archives"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
 
 
 class ExerciseVersion(Base):

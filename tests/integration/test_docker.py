@@ -33,6 +33,14 @@ def test_a_reference_passes_in_docker_with_limits_read_from_outside(
     verdict = grade(exercise, exercise.solution.read_bytes(), docker)
     assert verdict.status is Status.PASSED, verdict.message
     assert verdict.provenance.sandbox == "docker" and verdict.provenance.image == "grader-runtime:local"
+    # the image's id, as `docker image inspect` gives it: what every host must share
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", "grader-runtime:local"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert inspected.startswith("sha256:") and verdict.provenance.image_digest == inspected
     [speed] = verdict.performance
     assert speed.source == "cgroup" and speed.passed
     assert docker_leftovers() == []

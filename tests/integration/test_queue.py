@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from redis import Redis
 from sqlalchemy import select
 
 from grader.jobs import queue as jobqueue
-from grader.store import Submission, make_engine, sessions
+from grader.store import Submission, make_engine, sessions, transaction
 from tests.services import RedisServer, queue_env, sandbox_strays
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -138,6 +139,43 @@ def test_enqueue_then_status_wait_gives_the_verdict(
     verdict = json.loads(cli(env, "status", str(wrong), "--wait", "--json", "--timeout", "90").stdout)
     assert verdict["status"] == "failed"
     assert "Failed" in cli(env, "status", str(wrong)).stdout
+    assert verdict["provenance"]["host"] == socket.gethostname() and verdict["provenance"]["runtime_digest"]
+
+
+def test_a_verdicts_receipt_replays_to_the_same_outcome(
+    env: dict[str, str], tmp_path: Path, workers: Workers, database_url: str
+) -> None:
+    good, wrong = enqueue(env, tmp_path, GOOD), enqueue(env, tmp_path, WRONG, "wrong.py")
+    workers.start()
+    for submission in (good, wrong):
+        cli(env, "status", str(submission), "--wait", "--timeout", "90")
+    replayed = json.loads(cli(env, "replay", str(good), "--json").stdout)
+    assert replayed["agrees"] is True and replayed["replayed"]["status"] == "passed"
+    assert replayed["replayed"]["provenance"]["seed"] == replayed["recorded"]["provenance"]["seed"]
+    assert (
+        replayed["host_differences"] == []
+        and replayed["recorded"]["provenance"]["host"] == socket.gethostname()
+    )
+    same = cli(env, "replay", str(wrong))
+    assert "recorded: failed" in same.stdout and "the same outcome" in same.stdout
+    # a receipt that no longer matches what grading gives is reported, with a failing exit
+    engine = make_engine(database_url)
+    factory = sessions(engine)
+    with transaction(factory) as session:
+        row = session.get(Submission, wrong)
+        assert row is not None and row.verdict is not None
+        row.verdict = {**row.verdict, "status": "passed"}
+    differs = cli(env, "replay", str(wrong), check=False)
+    assert differs.returncode == 1 and "a different outcome" in differs.stdout, differs.stdout
+    with transaction(factory) as session:
+        row = session.get(Submission, good)
+        assert row is not None
+        row.source = row.source + b"\n"
+    engine.dispose()
+    altered = cli(env, "replay", str(good), check=False)
+    assert altered.returncode == 2 and "stored source is not the one its verdict names" in altered.stderr
+    missing = cli(env, "replay", "999999", check=False)
+    assert missing.returncode == 2 and "no submission 999999" in missing.stderr
 
 
 # what these check happens in Redis and the CLI, the same whichever database holds the rows

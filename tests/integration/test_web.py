@@ -9,9 +9,11 @@ The curriculum here is the toy catalog (fast gradings) with `guarded-sum` made t
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import re
 import shutil
+import socket
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,11 +24,13 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 from redis import Redis
 
+from grader import fingerprint
 from grader.events import Event, EventKind
 from grader.jobs import queue as jobqueue
 from grader.jobs import worker
+from grader.library import package_root
 from grader.settings import Settings
-from grader.store import ExercisePackage, Role, Submission, make_engine, upgrade
+from grader.store import ExercisePackage, PackageArchive, Role, Submission, make_engine, upgrade
 from tests.conftest import FIXTURES
 from tests.services import RedisServer
 from web import accounts
@@ -208,8 +212,12 @@ def test_a_submission_waits_with_its_queue_position(stack: Stack) -> None:
 
 @pytest.fixture(scope="module")
 def grading(stack: Stack) -> Iterator[worker.WorkerContext]:
-    """A worker's context in this process: jobs are run by calling them."""
-    ctx = worker.WorkerContext.from_settings(stack.settings)
+    """A worker's context in this process: jobs are run by calling them. It shares the
+    database and Redis but not the data directory, as a worker on another host would."""
+    settings = stack.settings.model_copy(
+        update={"data_dir": stack.root / "worker-var", "database_url": stack.settings.database()}
+    )
+    ctx = worker.WorkerContext.from_settings(settings)
     worker._context = ctx
     yield ctx
     worker._context = None
@@ -475,8 +483,18 @@ def test_an_uploaded_version_is_validated_then_published(
         graded = session.get(Submission, new["id"])
         assert graded is not None and graded.verdict is not None
         assert graded.verdict["provenance"]["exercise_version"] == package["version"]
+        # where it was graded: the worker's host and runtime, for a receipt that can be replayed
+        assert graded.verdict["provenance"]["host"] == socket.gethostname()
+        assert graded.verdict["provenance"]["runtime_digest"] == fingerprint.runtime_digest()
         stored = session.get(ExercisePackage, package["id"])
         assert stored is not None and (stack.settings.data_dir / str(stored.path)).is_dir()
+        # the worker shares no disk with the web app: it unpacked the version from the
+        # database's archive, named by its SHA-256, into its own data directory
+        assert stored.archive_sha256 is not None
+        archived = session.get(PackageArchive, stored.archive_sha256)
+        assert archived is not None and hashlib.sha256(archived.data).hexdigest() == stored.archive_sha256
+    assert grading.settings.data_dir != stack.settings.data_dir
+    assert package_root(grading.settings.data_dir, "toy-sum", package["version"]).is_dir()
 
     bad = io.BytesIO()
     with zipfile.ZipFile(bad, "w") as archive:
@@ -574,3 +592,37 @@ def test_what_a_submission_spells_from_hidden_inputs_reaches_no_page(
     assert {t["message"] for t in hidden if t["outcome"] == "error"} == {"your code raised IndexError"}
     for body in (api.text, page.text, stream):  # the page also shows the source, which says "LEAK_"
         assert not re.search(r"LEAK_[0-9]|line [0-9]", body)
+
+
+def test_the_queue_page_shows_each_workers_host_and_flags_those_that_differ(
+    stack: Stack, grading: worker.WorkerContext
+) -> None:
+    from rq import Worker
+
+    stack.redis.flushall()
+    worker.heartbeat(grading)  # what a running worker publishes with each reconciliation
+    [mine] = fingerprint.published(stack.redis, [grading.name]).values()
+    assert mine.host == socket.gethostname() and mine.runtime_digest == fingerprint.runtime_digest()
+    assert mine.grader_version and mine.python and mine.sandbox == grading.backend.name
+    stack.redis.flushall()
+    for name, torch in (("a", "2.13.0"), ("b", "2.13.0"), ("c", "2.12.0"), ("d", None)):
+        rq_worker = Worker([jobqueue.queue(stack.redis, "cpu")], connection=stack.redis, name=f"host-{name}")
+        rq_worker.register_birth()
+        if torch is not None:  # d: a worker whose heartbeat is gone
+            fingerprint.publish(
+                stack.redis, f"host-{name}", mine.model_copy(update={"host": name, "torch": torch}), 60
+            )
+    accounts.create_user(
+        grading.factory, "queue-prof@example.com", "correct horse", "Q", role=Role.INSTRUCTOR
+    )
+    page = stack.client()
+    log_in_page(page, "queue-prof@example.com")
+    html = page.get("/instructor/queue").text
+    assert re.search(r'id="fingerprint-warning">Workers of the same queue differ in torch:', html), html
+    flagged = re.findall(r'data-differs="([^"]*)"><td>(host-\w)</td>', html)
+    assert flagged == [("torch", "host-c")]
+    assert re.search(r"<td>host-d</td>.*?no heartbeat", html, re.S)
+    teacher = token_for(page, "queue-prof@example.com")
+    api = {w["name"]: w for w in page.get("/api/v1/instructor/queue", headers=teacher).json()["workers"]}
+    assert api["host-c"]["differs"] == ["torch"] and api["host-a"]["differs"] == []
+    assert api["host-c"]["fingerprint"]["torch"] == "2.12.0" and api["host-d"]["fingerprint"] is None

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from grader.events import Event
 from grader.jobs import packages as jobpackages
 from grader.jobs import queue as jobqueue
-from grader.library import package_root
+from grader.library import package_root, store_archive
 from grader.store import (
     ExercisePackage,
     ExerciseVersion,
@@ -167,6 +167,7 @@ def upload(web: Web, user: User, data: bytes) -> ExercisePackage:
                 path=str(final.relative_to(web.settings.data_dir)),
                 uploaded_by=user.id,
                 state=PackageState.QUEUED,
+                archive_sha256=store_archive(session, final),  # what workers on other hosts fetch
             )
             session.add(row)
             session.flush()

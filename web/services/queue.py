@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from grader import fingerprint
 from grader.jobs import queue as jobqueue
 from grader.store import (
     Submission,
@@ -32,7 +33,7 @@ def queue_overview(web: Web) -> dict[str, Any]:
                 "failed": len(FailedJobRegistry(queue=q)),
             }
         )
-    workers = [
+    workers: list[dict[str, Any]] = [
         {
             "name": w.name,
             "state": str(w.get_state()),
@@ -43,6 +44,12 @@ def queue_overview(web: Web) -> dict[str, Any]:
         }
         for w in Worker.all(connection=redis)
     ]
+    # what each worker's host is made of, and where workers of one queue differ
+    prints = fingerprint.published(redis, [w["name"] for w in workers])
+    differ = fingerprint.differences(prints, {w["name"]: w["queues"] for w in workers})
+    for w in workers:
+        w["fingerprint"] = prints.get(w["name"])
+        w["differs"] = differ.get(w["name"], [])
     with web.factory() as session:
         states = dict(
             (state, count)
@@ -71,6 +78,7 @@ def queue_overview(web: Web) -> dict[str, Any]:
     return {
         "queues": queues,
         "workers": workers,
+        "differing": sorted({field for fields in differ.values() for field in fields}),
         "states": states,
         "failures": failures,
         "median_wait_s": statistics.median(waits) if waits else None,

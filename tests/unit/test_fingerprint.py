@@ -1,0 +1,35 @@
+"""Hosts that differ are flagged against the others serving the same queue."""
+
+from __future__ import annotations
+
+from grader.fingerprint import Fingerprint, differences
+
+
+def host(name: str, **fields: object) -> Fingerprint:
+    base: dict[str, object] = {"host": name, "python": "3.11.7", "grader_version": "1", "torch": "2.13.0"}
+    return Fingerprint.model_validate(base | fields)
+
+
+def test_the_odd_one_out_of_a_queue_is_flagged_in_the_fields_it_differs() -> None:
+    prints = {
+        "a": host("a"),
+        "b": host("b"),
+        "c": host("c", torch="2.12.0", image_digest="sha256:1"),
+        "g": host("g", gpu="NVIDIA H100", driver="570"),
+    }
+    queues = {"a": ["cpu"], "b": ["cpu"], "c": ["cpu"], "g": ["gpu"]}
+    assert differences(prints, queues) == {"c": ["torch", "image_digest"]}
+
+
+def test_a_tie_flags_both_sides_and_a_lone_worker_nothing() -> None:
+    prints = {"a": host("a"), "b": host("b", driver="570"), "g": host("g", gpu="H100")}
+    assert differences(prints, {"a": ["gpu"], "b": ["gpu"], "g": ["other"]}) == {
+        "a": ["driver"],
+        "b": ["driver"],
+    }
+    assert differences(prints, {"a": ["cpu"], "b": ["gpu"]}) == {}
+
+
+def test_workers_without_a_heartbeat_are_left_out() -> None:
+    prints = {"a": host("a"), "b": host("b")}
+    assert differences(prints, {"a": ["cpu"], "b": ["cpu"], "gone": ["cpu"]}) == {}
