@@ -3,7 +3,19 @@ graded twice.
 
     .venv/bin/python benchmarks/web_load.py [--students 200 | --quick] [--grader-workers 2]
         [--web-workers 1] [--sse-share 0.5] [--submit-share 0.1] [--wrong-share 0.1] [--ramp-s 0]
-        [--cold] [--keep]
+        [--cold] [--keep] [--deployment URL --database-url URL | --multihost]
+
+Against a deployment on several hosts (docs/operations.md, "Deploying on several hosts"):
+`--deployment https://grader.example.org --database-url postgresql+psycopg://...` runs the same
+students against that web app and its workers (at least `--grader-workers` of them must be
+registered), creating the accounts in, and auditing, its database (only the run's own accounts
+and submissions: they carry a tag of the run). `--multihost` stands such a deployment up on this
+machine first, as tests/deploy/test_multihost.py does (PostgreSQL, Redis with a password, the
+web role and `--grader-workers` worker containers on a private Docker network, the project's
+catalog), and removes it afterwards. The course-sized run, 500 students arriving over 10
+minutes:
+
+    .venv/bin/python benchmarks/web_load.py --multihost --students 500 --ramp-s 600
 
 The stack is the real one, private to the run: a temporary data directory with its SQLite
 database upgraded, a private redis-server on a unix socket, the web app under uvicorn (a
@@ -138,17 +150,22 @@ def expectation(path: Path) -> str:
     return first.split(":", 1)[1].strip()
 
 
-def create_accounts(factory: Any, count: int) -> tuple[str, list[str]]:
-    """An instructor's token and one token per student."""
+def create_accounts(factory: Any, count: int, tag: str = "") -> tuple[str, list[str], set[int]]:
+    """An instructor's token, one token per student, and the students' user ids. `tag` keeps the
+    accounts of runs against one shared database apart."""
     password = secrets.token_urlsafe(12)
+    suffix = f"-{tag}" if tag else ""
     teacher = accounts.create_user(
-        factory, "teacher@load.example.com", password, "Load Teacher", role=Role.INSTRUCTOR
+        factory, f"teacher{suffix}@load.example.com", password, f"Load Teacher{suffix}", role=Role.INSTRUCTOR
     )
-    tokens = []
+    tokens, ids = [], set()
     for i in range(count):
-        user = accounts.create_user(factory, f"student{i:04d}@load.example.com", password, f"Student {i}")
+        user = accounts.create_user(
+            factory, f"student{i:04d}{suffix}@load.example.com", password, f"Student {i}{suffix}"
+        )
         tokens.append(accounts.create_token(factory, user.id, "load")[1])
-    return accounts.create_token(factory, teacher.id, "load")[1], tokens
+        ids.add(user.id)
+    return accounts.create_token(factory, teacher.id, "load")[1], tokens, ids
 
 
 def free_port() -> int:
@@ -329,10 +346,13 @@ class Audit:
     grading_s: list[float] = field(default_factory=list)
 
 
-def audit(factory: Any, created: dict[int, Plan], ignore: set[int]) -> Audit:
+def audit(factory: Any, created: dict[int, Plan], ignore: set[int], users: set[int] | None = None) -> Audit:
+    """What the database says of the run's submissions (of `users` only, when given: a shared
+    database holds others)."""
     result = Audit()
+    query = select(Submission) if users is None else select(Submission).where(Submission.user_id.in_(users))
     with factory() as session:
-        rows = {r.id: r for r in session.scalars(select(Submission)) if r.id not in ignore}
+        rows = {r.id: r for r in session.scalars(query) if r.id not in ignore}
         attempts: dict[int, list[str | None]] = defaultdict(list)
         for submission_id, outcome in session.execute(select(Attempt.submission_id, Attempt.outcome)):
             attempts[submission_id].append(outcome)
@@ -407,16 +427,45 @@ def latency_table(stats: Stats, result: Audit) -> Table:
     return table
 
 
+def measure(
+    args: argparse.Namespace, base: str, factory: Any, made: Accounts, processes: list[Any], *, shared: bool
+) -> tuple[Stats, Audit, float]:
+    """Wait for the stack, warm it up, let the students loose, and audit the database (only the
+    run's students' submissions when it is `shared`)."""
+    asyncio.run(wait_ready(base, made.teacher, args.grader_workers, processes))
+    ignore = set() if args.cold else {asyncio.run(warm_up(base, made.teacher))}
+    time.sleep(args.settle_s)  # let the warm pools fill
+    stats = Stats(deadline=time.monotonic() + args.deadline_s)
+    load_started = asyncio.run(load(base, made.tokens, make_plans(args), args.ramp_s, stats))
+    wall = (stats.last_done or time.monotonic()) - load_started
+    return stats, audit(factory, stats.created, ignore, made.users if shared else None), wall
+
+
+def accounts_in(args: argparse.Namespace, factory: Any, tag: str = "") -> Accounts:
+    started = time.monotonic()
+    teacher, tokens, users = create_accounts(factory, args.students, tag)
+    console.print(f"[dim]{args.students + 1} accounts in {time.monotonic() - started:.1f} s[/dim]")
+    return Accounts(teacher, tokens, users)
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The run's instructor token, its students' tokens and their user ids."""
+
+    teacher: str
+    tokens: list[str]
+    users: set[int]
+
+
 def run(args: argparse.Namespace, directory: Path, processes: list[subprocess.Popen[bytes]]) -> bool:
+    """The whole stack on this machine, private to the run."""
     redis_server = RedisServer()
     redis_server.start()
     try:
         engine = make_engine(default_url(directory))
         upgrade(engine)
         factory = sessions(engine)
-        started = time.monotonic()
-        teacher, tokens = create_accounts(factory, args.students)
-        console.print(f"[dim]{args.students + 1} accounts in {time.monotonic() - started:.1f} s[/dim]")
+        made = accounts_in(args, factory)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRADER_DATABASE_URL")}
         env |= {"REDIS_URL": redis_server.url, "GRADER_DATA_DIR": str(directory)}
         port = free_port()
@@ -426,17 +475,59 @@ def run(args: argparse.Namespace, directory: Path, processes: list[subprocess.Po
         for i in range(args.grader_workers):
             processes.append(spawn([GRADER, "worker"], env, directory / f"worker-{i}.log"))
         base = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_ready(base, teacher, args.grader_workers, processes))
-        ignore = set() if args.cold else {asyncio.run(warm_up(base, teacher))}
-        time.sleep(args.settle_s)  # let the warm pools fill
-        stats = Stats(deadline=time.monotonic() + args.deadline_s)
-        load_started = asyncio.run(load(base, tokens, make_plans(args), args.ramp_s, stats))
-        wall = (stats.last_done or time.monotonic()) - load_started
-        result = audit(factory, stats.created, ignore)
+        stats, result, wall = measure(args, base, factory, made, processes, shared=False)
         engine.dispose()
     finally:
         stop(processes)
         redis_server.close()
+    return conclude(args, stats, result, wall)
+
+
+def run_deployment(args: argparse.Namespace, base: str, database_url: str) -> bool:
+    """Against a deployment's web app; accounts made in, and the audit read from, its database."""
+    engine = make_engine(database_url)
+    try:
+        factory = sessions(engine)
+        tag = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
+        made = accounts_in(args, factory, tag)
+        stats, result, wall = measure(args, base.rstrip("/"), factory, made, [], shared=True)
+    finally:
+        engine.dispose()
+    return conclude(args, stats, result, wall)
+
+
+def run_multihost(args: argparse.Namespace) -> bool:
+    """Stand the roles up in containers on this machine (the multi-host test's layout, with the
+    project's catalog and the default lease), run against them, and remove them."""
+    from tests.deploy import test_multihost as layout
+
+    with layout.deployed() as deployed:
+        pg_password, redis_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+        layout.start_services(deployed, pg_password, redis_password, publish_pg=True)
+        env = layout.grader_env(pg_password, redis_password, catalog=ROOT, lease_s="60")
+        layout.start_web(deployed, env)
+        with httpx.Client(base_url=deployed.base_url, timeout=10) as client:  # the schema is current
+            layout.until(
+                "the web container answers /healthz",
+                lambda: client.get("/healthz").status_code == 200,
+                deployed,
+                timeout=90,
+            )
+        for i in range(args.grader_workers):
+            layout.start_worker(deployed, f"w{i + 1}", env)
+        console.print(
+            f"[dim]{args.grader_workers} worker containers, web at {deployed.base_url}, "
+            f"PostgreSQL on 127.0.0.1:{deployed.pg_port}[/dim]"
+        )
+        url = f"postgresql+psycopg://grader:{pg_password}@127.0.0.1:{deployed.pg_port}/grader"
+        try:
+            return run_deployment(args, deployed.base_url, url)
+        except BaseException:
+            console.print(deployed.logs(), markup=False)
+            raise
+
+
+def conclude(args: argparse.Namespace, stats: Stats, result: Audit, wall: float) -> bool:
     out = Console()
     out.print(report(args, stats, result, wall))
     out.print(latency_table(stats, result))
@@ -484,9 +575,36 @@ def main() -> None:
     parser.add_argument("--deadline-s", type=float, default=1800.0, help="students give up after this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the data directory and the logs")
+    parser.add_argument(
+        "--deployment", metavar="URL", help="a deployment's web app, instead of a local stack"
+    )
+    parser.add_argument(
+        "--database-url", metavar="URL", help="with --deployment: its database (accounts and the audit)"
+    )
+    parser.add_argument(
+        "--multihost", action="store_true", help="stand the roles up in Docker containers here, and use them"
+    )
     args = parser.parse_args()
     if args.quick:
         args.students = 20
+    if args.deployment and not args.database_url:
+        parser.error("--deployment needs --database-url: the accounts are made in, and audited from, it")
+    if args.database_url and not args.deployment:
+        parser.error("--database-url goes with --deployment")
+    if args.multihost and args.deployment:
+        parser.error("--multihost stands its own deployment up: leave out --deployment")
+    if args.deployment or args.multihost:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        try:
+            ok = (
+                run_multihost(args)
+                if args.multihost
+                else run_deployment(args, args.deployment, args.database_url)
+            )
+        except KeyboardInterrupt:
+            console.print("interrupted: nothing was measured")
+            sys.exit(130)
+        sys.exit(0 if ok else 1)
     directory = Path(tempfile.mkdtemp(prefix="grader-web-load-"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
     processes: list[subprocess.Popen[bytes]] = []
