@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from web.services.errors import (
+    AtCapacity,
     Conflict,
     Invalid,
     Locked,
@@ -32,3 +33,10 @@ def status_of(exc: ServiceError) -> int:
         if kind in STATUS:
             return STATUS[kind]
     return 400
+
+
+def headers_of(exc: ServiceError) -> dict[str, str] | None:
+    """The headers a refusal carries besides its status (Retry-After when the grader is full)."""
+    if isinstance(exc, AtCapacity):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return None

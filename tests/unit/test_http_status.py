@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from web.http import STATUS, status_of
+from web.http import STATUS, headers_of, status_of
 from web.services import errors
 
 
@@ -19,8 +19,18 @@ def _reasons() -> list[type[errors.ServiceError]]:
 
 def test_every_reason_a_service_can_give_has_a_status_of_its_own() -> None:
     reasons = _reasons()
-    assert len(reasons) >= 8 and all(kind in STATUS for kind in reasons)
+    # a reason is mapped itself, or refines one that is (the grader at capacity is unavailable,
+    # with a Retry-After besides)
+    refined = {kind for kind in reasons if kind not in STATUS}
+    assert refined == {errors.AtCapacity} and errors.AtCapacity.__base__ is errors.Unavailable
+    assert len(reasons) >= 9 and all(kind in STATUS for kind in set(reasons) - refined)
     assert len(set(STATUS.values())) == len(STATUS)  # no two reasons read the same to a client
+
+
+def test_at_capacity_is_unavailable_and_says_when_to_come_back() -> None:
+    full = errors.AtCapacity("the grader is at capacity", 120)
+    assert status_of(full) == 503 and headers_of(full) == {"Retry-After": "120"}
+    assert headers_of(errors.Unavailable("down")) is None
 
 
 @pytest.mark.parametrize(

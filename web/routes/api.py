@@ -233,11 +233,21 @@ def concept_notebook(slug: Annotated[str, Field(max_length=100)], user: ApiUser,
     "/submissions",
     response_model=SubmissionOut,
     status_code=201,
-    responses={**ERRORS, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    responses={
+        **ERRORS,
+        403: {"model": ErrorOut},
+        413: {"model": ErrorOut},
+        429: {"model": ErrorOut},
+        503: {
+            "model": ErrorOut,
+            "description": "The grader is at capacity (see Retry-After) or the queue is down",
+        },
+    },
 )
 def create_submission(body: SubmissionIn, user: ApiUser, web: WebDep) -> SubmissionOut:
     """Queue a file (a Python file, or a notebook when `filename` ends in .ipynb) for grading;
-    follow it with `GET /api/v1/submissions/{id}` or its events."""
+    follow it with `GET /api/v1/submissions/{id}` or its events. When the grader is at capacity
+    the answer is a 503 with `Retry-After` (seconds): nothing was queued; send it again then."""
     source = body.source.encode("utf-8")
     row = services.submissions.submit(web, user, body.exercise, source, body.filename, body.kind)
     return _submission(services.submissions.visible_submission(web, user, row.id))

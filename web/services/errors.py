@@ -45,3 +45,12 @@ class TooManyWaiting(ServiceError):
 
 class Unavailable(ServiceError):
     """A service it needs (the queue) is down; trying again later may work."""
+
+
+class AtCapacity(Unavailable):
+    """The grader holds as many queued submissions as it takes; `retry_after_s` estimates when one
+    may be taken again (sent as Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

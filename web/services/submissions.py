@@ -27,9 +27,18 @@ from grader.store import (
 )
 from grader.verdict import NotebookCell, Verdict
 from web.concepts import ConceptCard, card, newly_unlocked
+from web.services import metrics
 from web.services.base import Web
 from web.services.concepts import passed_slugs, plan_of, unlocked_exercise
-from web.services.errors import Invalid, NotFound, ServiceError, TooLarge, TooManyWaiting
+from web.services.errors import (
+    AtCapacity,
+    Invalid,
+    NotFound,
+    ServiceError,
+    TooLarge,
+    TooManyWaiting,
+    Unavailable,
+)
 
 MAX_ACTIVE_PER_USER = 3  # queued or running submissions one learner may have at once
 
@@ -102,13 +111,39 @@ def submit(
             .where(Submission.user_id == user.id, Submission.state.in_(("queued", "running")))
         )
     if active and active >= MAX_ACTIVE_PER_USER:
+        with contextlib.suppress(RedisError, Unavailable):
+            metrics.count_refusal(web.redis(), "per_user_limit")
         raise TooManyWaiting(f"you have {active} submissions waiting; wait for one to finish")
+    refuse_at_capacity(web)
     redis = web.redis()
     row = submissions.create(web.factory, exercise, source, filename, user_id=user.id, kind=kind)
     assert row.job_id is not None
     with contextlib.suppress(RedisError):  # the reconciler enqueues it once Redis is back
         jobqueue.enqueue(redis, row.queue, row.id, row.attempt, row.job_id)
     return row
+
+
+def refuse_at_capacity(web: Web) -> None:
+    """Refuse a new submission while `queue_cap` submissions are queued (all learners together).
+    One COUNT, not a lock: submissions sent at the same instant may each see room and all be
+    queued, overshooting the cap by a few; a cap is back-pressure, not an exact limit."""
+    cap = web.settings.queue_cap
+    if cap <= 0:
+        return
+    with web.factory() as session:
+        depth = metrics.queued_now(session)
+        if depth < cap:
+            return
+        median_s = metrics.median_grading_s(session)
+    try:
+        redis = web.redis()
+        workers = metrics.grading_workers(redis)
+        with contextlib.suppress(RedisError):
+            metrics.count_refusal(redis, "queue_cap")
+    except (RedisError, Unavailable):
+        workers = 1  # unknown: estimate as if one worker were grading
+    retry_s = metrics.retry_after_s(depth, median_s, workers)
+    raise AtCapacity(metrics.at_capacity_message(depth, retry_s), retry_s)
 
 
 def visible_submission(web: Web, user: User, submission_id: int) -> Submission:
