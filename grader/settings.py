@@ -38,11 +38,16 @@ class Settings(BaseSettings):
     pool_keys: int = 2  # kinds of sandbox (limits, device, preload) kept warm at once
     fork_runners: bool = True  # bwrap runners forked from a fork server with torch imported
     requeue_after_s: float = 5.0  # a queued submission's job missing from Redis for this long is lost
+    # queued submissions (all learners together) beyond which new ones are refused with a 503 and
+    # Retry-After; 0: no cap
+    queue_cap: int = Field(default=500, ge=0)
 
     # The web app
     secret_key: str | None = None  # signs session cookies; else one kept in <data_dir>/secret_key
     secure_cookies: bool = False  # set behind HTTPS: session cookies only over HTTPS
     signup_open: bool = True  # anyone may create a student account
+    public_url: str | None = None  # the site's https:// address as LMSs reach it (LTI); else the request's
+    metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer <it>`
 
     def database(self) -> str:
         """The database URL: DATABASE_URL, else SQLite in the data directory."""

@@ -27,7 +27,7 @@ from grader.settings import Settings, get_settings
 from grader.store import make_engine, require_current, sessions
 from web import markdown
 from web.deps import LoginRequired, render
-from web.http import status_of
+from web.http import headers_of, status_of
 from web.services import ServiceError, Web
 
 log = logging.getLogger("grader.web")
@@ -85,7 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if "frame-ancestors" not in response.headers.get("Content-Security-Policy", ""):
+            # a response that says who may frame it (the LTI pages an LMS shows) keeps its word
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if not request.url.path.startswith(("/docs", "/openapi.json")):
             response.headers.setdefault(
@@ -95,9 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return response
 
-    from web.routes import account, api, auth, concepts, instructor, submissions
+    from web.routes import account, api, auth, concepts, instructor, lti, metrics, submissions
 
-    for module in (auth, account, concepts, submissions, instructor, api):
+    for module in (auth, account, concepts, submissions, instructor, lti, api, metrics):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
@@ -124,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
-        return _error(request, status_of(exc), exc.message)
+        return _error(request, status_of(exc), exc.message, headers_of(exc))
 
     @app.exception_handler(RedisError)
     async def queue_down(request: Request, exc: RedisError) -> Response:

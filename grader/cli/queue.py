@@ -17,7 +17,7 @@ import typer
 from grader.cli import render
 from grader.cli.app import CliError, State, app, err, handled, out, read_submission
 from grader.events import Event, SubmissionState
-from grader.jobs import QUEUES
+from grader.jobs import LTI_QUEUE, QUEUES
 
 if TYPE_CHECKING:  # the database and Redis clients are imported by the commands that use them
     from grader.store.models import Submission
@@ -202,7 +202,8 @@ def _show(state: State, row: Submission, as_json: bool) -> None:
 def worker(
     ctx: typer.Context,
     queue_names: Annotated[
-        list[str] | None, typer.Option("--queue", help="cpu or gpu (repeatable; default cpu, gpu with --gpu)")
+        list[str] | None,
+        typer.Option("--queue", help="cpu, gpu or lti (repeatable; default cpu and lti, gpu with --gpu)"),
     ] = None,
     gpu: Annotated[
         int | None, typer.Option("--gpu", metavar="INDEX", help="The one GPU this worker uses")
@@ -222,8 +223,8 @@ def worker(
     state: State = ctx.obj
     names = queue_names or (["gpu"] if gpu is not None else ["cpu"])
     for name in names:
-        if name not in QUEUES:
-            raise CliError(f"unknown queue {name!r}; choose {' or '.join(QUEUES)}", 2)
+        if name not in (*QUEUES, LTI_QUEUE):
+            raise CliError(f"unknown queue {name!r}; choose {', '.join(QUEUES)} or {LTI_QUEUE}", 2)
     from grader.jobs import queue as jobqueue
     from grader.jobs import worker as jobworker
     from grader.store import DatabaseError

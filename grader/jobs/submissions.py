@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.catalog import Exercise
+from grader.lti import outbox
 from grader.store import Attempt, ExerciseVersion, Submission, SubmissionState, User, transaction
 from grader.store.models import utcnow
 
@@ -213,6 +214,7 @@ def finish(
         )
         if written:
             _close_attempt(session, submission_id, attempt, verdict["status"], None)
+            outbox.record(session, submission_id, verdict, now)  # grades for learning platforms
         return bool(written)
 
 

@@ -37,6 +37,7 @@ from grader.events import Event, EventKind
 from grader.jobs import packages, submissions
 from grader.jobs import queue as jobqueue
 from grader.library import Library
+from grader.lti import outbox
 from grader.pool import WarmPool
 from grader.settings import Settings, get_settings
 from grader.store import ExercisePackage, PackageState, make_engine, require_current, sessions
@@ -250,6 +251,7 @@ def _grade(ctx: WorkerContext, submission_id: int, attempt: int) -> str:
         return _give_back(ctx, submission_id, attempt, verdict.message)
     if submissions.finish(ctx.factory, submission_id, attempt, ctx.name, verdict.model_dump(mode="json")):
         jobqueue.publish(ctx.redis, submission_id, Event(EventKind.DONE, status=str(verdict.status)))
+        outbox.enqueue_for(ctx.factory, ctx.redis, submission_id)  # its grades for learning platforms
         log.info(
             "submission %s attempt %s: %s in %.1f s",
             submission_id,
@@ -354,6 +356,7 @@ def reconcile(ctx: WorkerContext) -> dict[str, int]:
             jobqueue.enqueue_validation(ctx.redis, package_id, package_job)
             counts["requeued"] += 1
             log.warning("exercise package %s: its validation job was lost; enqueued again", package_id)
+    counts["lti"] = outbox.reconcile(ctx.factory, ctx.redis, grace_s=grace)  # due or lost grade pushes
     return counts
 
 
@@ -430,6 +433,14 @@ class ForkingWorker(Worker):
         _listen_briefly(self)
 
 
+def served_queues(queue_names: list[str]) -> list[str]:
+    """The queues a worker takes jobs from: those named, and a cpu worker also sends grades to
+    learning platforms (`lti`) when no grading waits."""
+    if "cpu" in queue_names and jobqueue.LTI_QUEUE not in queue_names:
+        return [*queue_names, jobqueue.LTI_QUEUE]
+    return list(queue_names)
+
+
 def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork: bool = False) -> None:
     """Work until stopped (SIGINT/SIGTERM finish the current job first), or until the queues
     are empty with `burst`. `fork` runs each job in a forked child (RQ's default worker), for
@@ -453,7 +464,7 @@ def run(ctx: WorkerContext, queue_names: list[str], *, burst: bool = False, fork
         reconciler.start()
         worker_class = ForkingWorker if fork else GradingWorker
         worker = worker_class(
-            [jobqueue.queue(ctx.redis, name) for name in queue_names],
+            [jobqueue.queue(ctx.redis, name) for name in served_queues(queue_names)],
             connection=ctx.redis,
             serializer=JSONSerializer,
             name=ctx.name,

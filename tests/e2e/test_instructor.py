@@ -286,7 +286,8 @@ def test_instructor_pages(pages: Callable[[str], Page], server: Server, tmp_path
     workers = page.locator("#workers tbody tr")
     expect(workers).to_have_count(1)
     expect(workers.locator("td").first).to_contain_text(f":{server.worker_process.pid}:")
-    expect(workers.locator("td").nth(2)).to_have_text("cpu")
+    expect(workers.locator("td").nth(2)).to_have_text("cpu, lti")  # grades for LMSs ride on cpu workers
     expect(page.locator("#queues")).to_contain_text("cpu")
+    expect(page.locator("#queues")).to_contain_text("lti")
     shot(page, "instructor-09-queue")
     server.check_running()

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from grader.lti import registry
 from grader.store import ApiToken, ExercisePackage, Submission, User
 from grader.verdict import Status
 from tests.integration.web_fixtures import (
@@ -60,6 +61,16 @@ PUBLIC_ROUTES = {
     ("GET", "/healthz"),
     ("GET", "/highlight.css"),
     ("POST", "/api/v1/tokens"),
+    ("GET", "/metrics"),  # for Prometheus: GRADER_METRICS_TOKEN or the firewall guards it (test_metrics)
+    # LTI: called by LMSs and their users' browsers, authenticated by the launch itself
+    ("GET", "/lti/jwks"),
+    ("GET", "/lti/config"),
+    ("GET", "/lti/login"),
+    ("POST", "/lti/login"),
+    ("POST", "/lti/launch"),
+    ("GET", "/lti/enter"),
+    ("POST", "/lti/deep_link/select"),
+    ("GET", "/lti/assets/lti.js"),
 }
 
 
@@ -158,7 +169,22 @@ def path_values(world: World) -> dict[str, str]:
         "package_id": str(package.id),
         "user_id": str(world.student.id),
         "token_id": str(world.student.token_id),
+        "platform_id": str(lti_platform(world)),
     }
+
+
+def lti_platform(world: World) -> int:
+    """A registered LTI platform (for the instructors' LTI pages)."""
+    form = registry.PlatformForm(
+        issuer="https://lms.example",
+        client_id="tool",
+        deployment_ids="1",
+        auth_login_url="https://lms.example/auth",
+        auth_token_url="https://lms.example/token",
+        key_set_url="https://lms.example/jwks",
+    )
+    found = registry.find(world.factory, form.issuer, form.client_id)
+    return found.id if found is not None else registry.add(world.factory, form).id
 
 
 def test_students_get_403_on_every_instructor_route(world: World) -> None:
@@ -288,6 +314,7 @@ def test_nothing_a_student_can_request_shows_hidden_tests_or_solutions(
         "slug": slugs + HOSTILE_SLUGS,
         "submission_id": [str(s) for s in submissions],
         "package_id": [str(package.id)],
+        "platform_id": [str(lti_platform(world))],
     }
     urls: list[str] = []
     for route in app_routes(world.app):

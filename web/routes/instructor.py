@@ -151,8 +151,32 @@ def revalidate(request: Request, package_id: Id, user: TeacherPage, web: WebDep)
 
 
 @router.get("/cohort")
-def cohort(request: Request, user: TeacherPage, web: WebDep) -> Response:
-    return render(request, "instructor/cohort.html", cohort=services.cohort.cohort(web))
+def cohort(
+    request: Request,
+    user: TeacherPage,
+    web: WebDep,
+    roster: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> Response:
+    lti = services.cohort.lti_cohort(web, fetch=roster)  # `roster`: the course whose members to fetch
+    return render(request, "instructor/cohort.html", cohort=services.cohort.cohort(web), lti=lti)
+
+
+@router.post("/cohort/lti-pushes/retry", dependencies=[Csrf])
+def retry_lti_pushes(
+    request: Request,
+    user: TeacherPage,
+    web: WebDep,
+    push: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+) -> Response:
+    """Send a grade that did not reach its platform again (`push`), or every such grade."""
+    count = services.cohort.retry_pushes(web, [push] if push is not None else None)
+    flash(
+        request,
+        f"{count} grade{'' if count == 1 else 's'} queued to be sent again."
+        if count
+        else "Nothing to send again.",
+    )
+    return RedirectResponse("/instructor/cohort#lti", status_code=303)
 
 
 @router.post("/users/{user_id}/plan", dependencies=[Csrf])

@@ -1,5 +1,6 @@
-"""The cohort: every student against every concept, each concept's pass rate, and what the
-students get wrong in an exercise (the hints that fire, the known-wrong variants they resemble)."""
+"""The cohort: every student against every concept, each concept's pass rate, what the students
+get wrong in an exercise (the hints that fire, the known-wrong variants they resemble), and the
+courses on learning platforms: their members, and the grades that did not reach them."""
 
 from __future__ import annotations
 
@@ -9,20 +10,30 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis import Redis
 from sqlalchemy import select
 
 from grader.catalog import Exercise
 from grader.events import SubmissionState
+from grader.lti import outbox
+from grader.lti.keys import KeyStore, KeyStoreError
+from grader.lti.services import ServiceError, Services
 from grader.store import (
     ExercisePackage,
     ExerciseVersion,
+    LtiContext,
+    LtiPlatform,
+    LtiScorePush,
+    LtiUser,
     PackageState,
+    PushState,
     Role,
     Submission,
     User,
 )
 from grader.verdict import Status, function_of
 from web.services.base import Web
+from web.services.errors import Unavailable
 
 
 @dataclass(frozen=True)
@@ -355,3 +366,140 @@ def exercise_mistakes(web: Web, slug: str) -> ExerciseMistakes:
                 "validate it again."
             )
     return ExerciseMistakes(slug, exercise.version, mistakes_of(graded, signatures), validation, note)
+
+
+# --- the courses on learning platforms (LTI): rosters and grades that did not reach them -------
+#
+# A course's members come from the platform's Names and Role Provisioning service, fetched when an
+# instructor asks (it is a call to another site, made in the request's threadpool); each member
+# is matched to the person here by (issuer, sub), the pair their launches signed in with.
+
+
+@dataclass(frozen=True)
+class RosterMember:
+    name: str
+    email: str | None
+    roles: list[str]  # without their vocabulary prefix: Learner, Instructor, ...
+    status: str  # Active, Inactive, Deleted (the platform's)
+    user_id: int | None  # who they are here; None until their first launch
+    passed: int  # concepts passed here
+    tried: int  # concepts with a graded submission here
+
+
+@dataclass(frozen=True)
+class CourseRoster:
+    context_pk: int
+    platform: str
+    title: str
+    context_id: str
+    can_fetch: bool  # the platform announced a memberships URL
+    members: list[RosterMember] | None  # None: not fetched (or it failed)
+    error: str | None
+
+
+@dataclass(frozen=True)
+class LtiCohort:
+    courses: list[CourseRoster]
+    pushes: list[outbox.PushView]  # grades that failed, or are being tried again
+    concepts: int  # concepts in the catalog, for "passed n of m"
+
+
+def lti_cohort(web: Web, fetch: int | None = None) -> LtiCohort:
+    """The courses of the platforms registered here, with the members of course `fetch` (an
+    LtiContext id) fetched from its platform, and the grades that did not reach a platform."""
+    with web.factory() as session:
+        rows = session.execute(
+            select(LtiContext, LtiPlatform)
+            .join(LtiPlatform, LtiContext.platform_id == LtiPlatform.id)
+            .order_by(LtiPlatform.name, LtiContext.title, LtiContext.id)
+        ).all()
+        session.expunge_all()  # used after the session closes (a fetch may take a while)
+    courses = []
+    for context, platform in rows:
+        members, error = None, None
+        if fetch == context.id:
+            if not context.memberships_url:
+                error = "This course's launches did not offer Names and Role Provisioning."
+            elif not platform.enabled:
+                error = f"{platform.name} is disabled here."
+            else:
+                members, error = _roster(web, platform, context.memberships_url)
+        courses.append(
+            CourseRoster(
+                context_pk=context.id,
+                platform=platform.name,
+                title=context.title or context.context_id,
+                context_id=context.context_id,
+                can_fetch=bool(context.memberships_url),
+                members=members,
+                error=error,
+            )
+        )
+    return LtiCohort(courses=courses, pushes=outbox.troubled(web.factory), concepts=len(list(web.catalog())))
+
+
+def _roster(web: Web, platform: LtiPlatform, url: str) -> tuple[list[RosterMember] | None, str | None]:
+    try:
+        redis: Redis | None = web.redis()
+    except Unavailable:
+        redis = None  # no token cache: every fetch asks for a token
+    services = Services(KeyStore(web.settings.data_dir), redis)
+    try:
+        found = services.members(platform, url)
+    except ServiceError as exc:
+        return None, f"{platform.name} did not give the course's members: {exc.message}"
+    except KeyStoreError as exc:
+        return None, f"The tool's LTI key cannot be used: {exc}"
+    subs = [m.user_id for m in found]
+    with web.factory() as session:
+        here = dict(
+            session.execute(
+                select(LtiUser.sub, LtiUser.user_id).where(
+                    LtiUser.issuer == platform.issuer, LtiUser.sub.in_(subs)
+                )
+            ).all()
+        )
+        progress = session.execute(
+            select(Submission.user_id, ExerciseVersion.slug, Submission.status)
+            .join(ExerciseVersion)
+            .where(Submission.kind == "submit", Submission.user_id.in_(set(here.values())))
+        ).all()
+    passed: dict[int, set[str]] = defaultdict(set)
+    tried: dict[int, set[str]] = defaultdict(set)
+    for user_id, slug, status in progress:
+        if user_id is None or status is None or status == Status.SYSTEM_ERROR.value:
+            continue
+        tried[user_id].add(slug)
+        if status == Status.PASSED.value:
+            passed[user_id].add(slug)
+    members = []
+    for m in found:
+        user_id = here.get(m.user_id)
+        members.append(
+            RosterMember(
+                name=m.name or m.email or m.user_id,
+                email=m.email,
+                roles=m.role_names,
+                status=m.status,
+                user_id=user_id,
+                passed=len(passed.get(user_id or 0, ())),
+                tried=len(tried.get(user_id or 0, ())),
+            )
+        )
+    return members, None
+
+
+def retry_pushes(web: Web, push_ids: list[int] | None = None) -> int:
+    """Send failed grades again (`push_ids`, or every failed one); returns how many."""
+    if push_ids is None:
+        with web.factory() as session:
+            push_ids = list(
+                session.scalars(select(LtiScorePush.id).where(LtiScorePush.state == PushState.FAILED))
+            )
+    again = outbox.retry(web.factory, push_ids)
+    if again:
+        try:
+            outbox.enqueue(web.redis(), again)
+        except Unavailable:
+            pass  # pending in the database: the workers' reconciler enqueues them
+    return len(again)

@@ -23,7 +23,7 @@ def queue_overview(web: Web) -> dict[str, Any]:
 
     redis = web.redis()
     queues = []
-    for name in jobqueue.QUEUES:
+    for name in (*jobqueue.QUEUES, jobqueue.LTI_QUEUE):
         q = jobqueue.queue(redis, name)
         queues.append(
             {
