@@ -192,3 +192,19 @@ def sandbox_strays(worker_pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a server's log, for a failure's message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grader.store import Role, make_engine, sessions, upgrade
 from grader.store.db import default_url
-from tests.services import RedisServer, sandbox_strays
+from tests.services import RedisServer, free_port, sandbox_strays, tail
 from web import accounts
 
 # Playwright is told where the browser is; this keeps it from ever fetching one.
@@ -101,20 +100,6 @@ class Server:
                 self.check_running()
                 if time.monotonic() > deadline:
                     pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}: {exc}")
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def server_env(data_dir: Path, redis_url: str) -> dict[str, str]:

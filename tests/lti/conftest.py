@@ -32,7 +32,7 @@ from grader.store.db import default_url
 from tests.integration.web_fixtures import People, World, make_people, open_world
 from tests.lti.fake_platform import FakePlatform, ThreadedServer
 from tests.lti.tls import Certs, make_certs
-from tests.services import RedisServer
+from tests.services import RedisServer, free_port, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -67,22 +67,6 @@ class LtiWorld:
         for name, process in (("tool", self.tool), ("worker", self.worker)):
             if process is not None and process.poll() is not None:
                 pytest.fail(f"the {name} exited with {process.returncode}:\n{tail(self.logs[name])}")
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_healthy(url: str, ca: Path, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -149,7 +133,7 @@ def lti_world(folder: Path, *, worker: bool = False, services: bool = False) -> 
             server.start()
             servers.append(server)
             platform.services_base = server.url
-        port = _free_port()
+        port = free_port()
         tool_url = f"https://127.0.0.1:{port}"
         platform.tool_url = tool_url
         registry.add(factory, registry.PlatformForm(**platform.registration()))

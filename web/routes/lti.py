@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -215,16 +215,20 @@ def platforms_page(request: Request, user: TeacherPage, web: WebDep) -> Response
     return _platform_page(request, web)
 
 
-def _form(
-    name: str,
-    issuer: str,
-    client_id: str,
-    deployment_ids: str,
-    auth_login_url: str,
-    auth_token_url: str,
-    key_set_url: str,
-    auth_audience: str,
+Field = Annotated[str, Form(max_length=2000)]
+
+
+def _platform_form(
+    name: Field = "",
+    issuer: Field = "",
+    client_id: Field = "",
+    deployment_ids: Annotated[str, Form(max_length=20000)] = "",
+    auth_login_url: Field = "",
+    auth_token_url: Field = "",
+    key_set_url: Field = "",
+    auth_audience: Field = "",
 ) -> registry.PlatformForm:
+    """The registration form's fields, as the add and edit pages post them."""
     return registry.PlatformForm(
         name=name,
         issuer=issuer,
@@ -237,7 +241,7 @@ def _form(
     )
 
 
-Field = Annotated[str, Form(max_length=2000)]
+PlatformFields = Annotated[registry.PlatformForm, Depends(_platform_form)]
 
 
 @router.post("/instructor/lti", dependencies=[Csrf])
@@ -245,18 +249,8 @@ def add_platform(
     request: Request,
     user: TeacherPage,
     web: WebDep,
-    name: Field = "",
-    issuer: Field = "",
-    client_id: Field = "",
-    deployment_ids: Annotated[str, Form(max_length=20000)] = "",
-    auth_login_url: Field = "",
-    auth_token_url: Field = "",
-    key_set_url: Field = "",
-    auth_audience: Field = "",
+    form: PlatformFields,
 ) -> Response:
-    form = _form(
-        name, issuer, client_id, deployment_ids, auth_login_url, auth_token_url, key_set_url, auth_audience
-    )
     try:
         row = registry.add(web.factory, form, created_by=user.id)
     except registry.RegistrationError as exc:
@@ -289,18 +283,8 @@ def edit_platform(
     platform_id: Id,
     user: TeacherPage,
     web: WebDep,
-    name: Field = "",
-    issuer: Field = "",
-    client_id: Field = "",
-    deployment_ids: Annotated[str, Form(max_length=20000)] = "",
-    auth_login_url: Field = "",
-    auth_token_url: Field = "",
-    key_set_url: Field = "",
-    auth_audience: Field = "",
+    form: PlatformFields,
 ) -> Response:
-    form = _form(
-        name, issuer, client_id, deployment_ids, auth_login_url, auth_token_url, key_set_url, auth_audience
-    )
     row = next((p for p in registry.platforms(web.factory) if p.id == platform_id), None)
     if row is None:
         raise NotFound("platform")
