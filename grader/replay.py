@@ -23,8 +23,9 @@ from grader.store import Submission
 from grader.verdict import Verdict
 from sandbox import Sandbox
 
-# provenance fields that describe the host (compared, reported; never a reason to refuse)
-HOST_FIELDS = ("host", "python", "torch", "cuda", "triton", "gpu", "driver", "image_digest", "runtime_digest")
+# provenance fields that describe the host (compared, reported; never a reason to refuse): the
+# fingerprint's, which the queue page compares between workers, and the host's name
+HOST_FIELDS = ("host", *fingerprint.COMPARED)
 
 
 class ReplayError(Exception):

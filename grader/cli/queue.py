@@ -17,7 +17,7 @@ import typer
 from grader.cli import render
 from grader.cli.app import CliError, State, app, err, handled, out, read_submission
 from grader.events import Event, SubmissionState
-from grader.jobs import LTI_QUEUE, QUEUES
+from grader.jobs import RQ_QUEUES
 
 if TYPE_CHECKING:  # the database and Redis clients are imported by the commands that use them
     from grader.store.models import Submission
@@ -223,8 +223,8 @@ def worker(
     state: State = ctx.obj
     names = queue_names or (["gpu"] if gpu is not None else ["cpu"])
     for name in names:
-        if name not in (*QUEUES, LTI_QUEUE):
-            raise CliError(f"unknown queue {name!r}; choose {', '.join(QUEUES)} or {LTI_QUEUE}", 2)
+        if name not in RQ_QUEUES:
+            raise CliError(f"unknown queue {name!r}; choose one of {', '.join(RQ_QUEUES)}", 2)
     from grader.jobs import queue as jobqueue
     from grader.jobs import worker as jobworker
     from grader.store import DatabaseError

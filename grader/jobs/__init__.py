@@ -2,3 +2,4 @@
 
 QUEUES = ("cpu", "gpu")  # here, so that naming a queue does not import Redis
 LTI_QUEUE = "lti"  # grades on their way to learning platforms (grader.lti.outbox); cpu workers serve it
+RQ_QUEUES = (*QUEUES, LTI_QUEUE)  # every queue a worker may serve

@@ -14,7 +14,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from grader.events import Event, EventKind
-from grader.jobs import LTI_QUEUE, QUEUES
+from grader.jobs import RQ_QUEUES
 
 JOB_FUNCTION = "grader.jobs.worker.grade_job"
 PROGRESS_PREFIX = "grader:progress:"
@@ -37,8 +37,8 @@ def connect(url: str) -> Redis:
 
 
 def queue(redis: Redis, name: str) -> Queue:
-    if name not in QUEUES and name != LTI_QUEUE:
-        raise QueueError(f"unknown queue {name!r}; the queues are {', '.join(QUEUES)}")
+    if name not in RQ_QUEUES:
+        raise QueueError(f"unknown queue {name!r}; the queues are {', '.join(RQ_QUEUES)}")
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 

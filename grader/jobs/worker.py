@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from grader import fingerprint
 from grader.catalog import Catalog, CatalogError, Exercise, load_catalog
 from grader.events import Event, EventKind
-from grader.jobs import packages, submissions
+from grader.jobs import LTI_QUEUE, packages, submissions
 from grader.jobs import queue as jobqueue
 from grader.library import Library
 from grader.lti import outbox
@@ -436,8 +436,8 @@ class ForkingWorker(Worker):
 def served_queues(queue_names: list[str]) -> list[str]:
     """The queues a worker takes jobs from: those named, and a cpu worker also sends grades to
     learning platforms (`lti`) when no grading waits."""
-    if "cpu" in queue_names and jobqueue.LTI_QUEUE not in queue_names:
-        return [*queue_names, jobqueue.LTI_QUEUE]
+    if "cpu" in queue_names and LTI_QUEUE not in queue_names:
+        return [*queue_names, LTI_QUEUE]
     return list(queue_names)
 
 

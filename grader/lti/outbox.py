@@ -34,6 +34,7 @@ from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from grader.jobs import LTI_QUEUE
 from grader.jobs import queue as jobqueue
 from grader.lti.services import SCORE_SCOPE, Score, ServiceError, Services
 from grader.store import (
@@ -50,7 +51,7 @@ from grader.store.models import utcnow
 
 log = logging.getLogger("grader.lti.outbox")
 
-QUEUE = jobqueue.LTI_QUEUE
+QUEUE = LTI_QUEUE
 JOB_FUNCTION = "grader.lti.outbox.send_job"
 JOB_TIMEOUT_S = 300
 MAX_TRIES = 8

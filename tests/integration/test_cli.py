@@ -74,6 +74,7 @@ def test_public_tests_only() -> None:
         (["grade", "guarded-sum", "x.py", "--sandbox", "chroot"], 2, "unknown sandbox 'chroot'"),
         (["exercise", "validate"], 2, "name one EXERCISE or pass --all"),
         (["grade"], 2, "Missing argument"),
+        (["worker", "--queue", "nope"], 2, "unknown queue 'nope'; choose one of cpu, gpu, lti"),
     ],
 )
 def test_bad_usage_is_a_clear_message_not_a_traceback(args: list[str], code: int, words: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
+from grader.jobs import LTI_QUEUE
 from grader.jobs import queue as jobqueue
 from grader.jobs import worker as jobworker
 from grader.lti import outbox
@@ -48,14 +49,14 @@ def push(world: ServicesWorld, push_id: int) -> LtiScorePush:
 
 def work(world: ServicesWorld) -> None:
     """Run what waits on the `lti` queue, as a worker does, until it is empty."""
-    q = jobqueue.queue(world.redis, jobqueue.LTI_QUEUE)
+    q = jobqueue.queue(world.redis, LTI_QUEUE)
     jobworker.GradingWorker([q], connection=world.redis, serializer=JSONSerializer).work(
         burst=True, logging_level="WARNING", with_scheduler=False
     )
 
 
 def waiting(world: ServicesWorld) -> int:
-    return len(jobqueue.queue(world.redis, jobqueue.LTI_QUEUE))
+    return len(jobqueue.queue(world.redis, LTI_QUEUE))
 
 
 def later(seconds: float) -> datetime.datetime:

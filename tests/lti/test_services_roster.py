@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from grader.jobs import LTI_QUEUE
 from grader.jobs import queue as jobqueue
 from grader.lti import outbox
 from grader.lti.keys import KeyStore
@@ -176,7 +177,7 @@ def test_failed_grades_are_shown_and_sent_again(course: Course) -> None:
         again = session.get(LtiScorePush, push_id)
         assert again is not None and (again.state, again.tries) == (PushState.PENDING, 0)
         job_id = again.job_id
-    assert job_id in jobqueue.queue(world.web.redis(), jobqueue.LTI_QUEUE).get_job_ids()
+    assert job_id in jobqueue.queue(world.web.redis(), LTI_QUEUE).get_job_ids()
     assert outbox.send(world.factory, services, push_id) == PushState.SENT
     assert "data-push" not in c.get("/instructor/cohort").text
     assert (

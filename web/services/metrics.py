@@ -24,7 +24,7 @@ from redis import Redis
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from grader.jobs import QUEUES
+from grader.jobs import QUEUES, RQ_QUEUES
 from grader.jobs import queue as jobqueue
 from grader.store import Submission
 from grader.store.models import utcnow
@@ -64,16 +64,12 @@ class Snapshot:
     queue_cap: int = 0
 
 
-def rq_queues() -> tuple[str, ...]:
-    return (*QUEUES, jobqueue.LTI_QUEUE)
-
-
 def workers_alive(redis: Redis) -> dict[str, int]:
     """Per queue, the RQ workers registered and alive (a dead worker's key expires with its
     heartbeat, and RQ leaves it out)."""
     from rq import Worker
 
-    alive = dict.fromkeys(rq_queues(), 0)
+    alive = dict.fromkeys(RQ_QUEUES, 0)
     for worker in Worker.all(connection=redis):
         for name in worker.queue_names():
             if name in alive:
@@ -100,7 +96,7 @@ def snapshot(web: Web) -> Snapshot:
 
     redis = web.redis()
     waiting, running = {}, {}
-    for name in rq_queues():
+    for name in RQ_QUEUES:
         q = jobqueue.queue(redis, name)
         waiting[name] = q.count
         running[name] = StartedJobRegistry(queue=q).count

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from grader import fingerprint
+from grader.jobs import RQ_QUEUES
 from grader.jobs import queue as jobqueue
 from grader.store import (
     Submission,
@@ -23,7 +24,7 @@ def queue_overview(web: Web) -> dict[str, Any]:
 
     redis = web.redis()
     queues = []
-    for name in (*jobqueue.QUEUES, jobqueue.LTI_QUEUE):
+    for name in RQ_QUEUES:
         q = jobqueue.queue(redis, name)
         queues.append(
             {
