@@ -42,7 +42,9 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, s
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts" / "e2e"
+# under pytest-xdist each worker runs its own server and empties only its own folder
+# (artifacts/e2e/gw0/, ...): emptying a shared one removed the other worker's logs mid-run
+ARTIFACTS = ROOT / "artifacts" / "e2e" / os.environ.get("PYTEST_XDIST_WORKER", "")
 BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
